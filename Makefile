@@ -1,0 +1,39 @@
+# facerec: every target that needs Python depends on the venv, which is created on demand.
+PYTHON_BOOT ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+FACEREC     := $(VENV)/bin/facerec
+STAMP       := $(VENV)/.facerec-installed
+
+MODEL  ?= resnet18
+LOSS   ?= arcface
+EPOCHS ?=
+DATA   ?=
+VAL    ?=
+ARGS   ?=
+PHASE  ?= baseline
+QUICK  ?=
+
+.PHONY: setup test demo train finetune params lists bench experiments clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+params: $(STAMP)
+	$(FACEREC) params
+
+lists: $(STAMP)
+	$(FACEREC) lists lfw
+	$(FACEREC) lists orl
+
+clean:
+	rm -rf runs data_lists/lfw data_lists/orl .pytest_cache

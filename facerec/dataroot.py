@@ -1,0 +1,37 @@
+"""Where the face data lives: --data-root, else $FACEREC_DATA, else ./data, else ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import FacerecError
+
+ENV = "FACEREC_DATA"
+FALLBACKS = ("data", "../shared/data")
+
+
+def candidates(explicit: str | os.PathLike | None = None) -> list[Path]:
+    if explicit:
+        return [Path(explicit)]
+    if os.environ.get(ENV):
+        return [Path(os.environ[ENV])]
+    return [Path(p) for p in FALLBACKS]
+
+
+def resolve(explicit: str | os.PathLike | None = None, need: str | None = None) -> Path:
+    """The first candidate root that exists (and holds `need`, e.g. 'lfw' or 'orl', when given).
+
+    An explicit root or $FACEREC_DATA is never second-guessed: if it lacks the data, say so.
+    """
+    tried = candidates(explicit)
+    for root in tried:
+        if root.is_dir() and (need is None or (root / need).exists()):
+            return root
+    what = f" holding {need}/" if need else ""
+    source = "--data-root" if explicit else (f"${ENV}" if os.environ.get(ENV) else "the default locations")
+    raise FacerecError(
+        f"no data root{what} found (from {source}): tried {', '.join(str(p) for p in tried)}. "
+        f"Set {ENV}=/path/to/data or pass --data-root"
+        + ("; `facerec data fetch lfw` downloads LFW" if need == "lfw" else "")
+    )

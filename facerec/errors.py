@@ -1,0 +1,29 @@
+"""Errors users see: one message that names the file, line or key at fault."""
+
+from __future__ import annotations
+
+
+class FacerecError(Exception):
+    """A user-facing error; the CLI prints it without a traceback and exits 2."""
+
+
+class ValidationError(FacerecError):
+    """Several problems found up front, reported together."""
+
+    def __init__(self, what: str, problems: list[str], limit: int = 50):
+        self.what = what
+        self.problems = list(problems)
+        shown = self.problems[:limit]
+        more = len(self.problems) - len(shown)
+        lines = [f"{what}: {len(self.problems)} problem(s)"] + [f"  - {p}" for p in shown]
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        super().__init__("\n".join(lines))
+
+
+def nearest(name: str, choices) -> str:
+    """' (did you mean X?)' for the closest valid name, or '' when none is close."""
+    import difflib
+
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
