@@ -9,6 +9,7 @@ from .errors import FacerecError
 
 ENV = "FACEREC_DATA"
 FALLBACKS = ("data", "../shared/data")
+LFW_DIRS = ("lfw", "lfw_home")  # the official layout, or scikit-learn's download
 
 
 def candidates(explicit: str | os.PathLike | None = None) -> list[Path]:
@@ -18,20 +19,20 @@ def candidates(explicit: str | os.PathLike | None = None) -> list[Path]:
         return [Path(os.environ[ENV])]
     return [Path(p) for p in FALLBACKS]
 
-
-def resolve(explicit: str | os.PathLike | None = None, need: str | None = None) -> Path:
-    """The first candidate root that exists (and holds `need`, e.g. 'lfw' or 'orl', when given).
+def resolve(explicit: str | os.PathLike | None = None, need: str | tuple[str, ...] | None = None) -> Path:
+    """The first candidate root that exists (and holds one of `need`, e.g. 'orl', when given).
 
     An explicit root or $FACEREC_DATA is never second-guessed: if it lacks the data, say so.
     """
     tried = candidates(explicit)
+    needs = (need,) if isinstance(need, str) else tuple(need or ())
     for root in tried:
-        if root.is_dir() and (need is None or (root / need).exists()):
+        if root.is_dir() and (need is None or any((root / n).exists() for n in needs)):
             return root
-    what = f" holding {need}/" if need else ""
+    what = f" holding {' or '.join(n + '/' for n in needs)}" if need else ""
     source = "--data-root" if explicit else (f"${ENV}" if os.environ.get(ENV) else "the default locations")
     raise FacerecError(
         f"no data root{what} found (from {source}): tried {', '.join(str(p) for p in tried)}. "
         f"Set {ENV}=/path/to/data or pass --data-root"
-        + ("; `facerec data fetch lfw` downloads LFW" if need == "lfw" else "")
+        + ("; `facerec data fetch lfw` downloads LFW" if "lfw" in needs else "")
     )

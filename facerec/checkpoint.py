@@ -1,0 +1,96 @@
+"""Checkpoints: one file, written atomically, loaded with `weights_only=True`.
+
+Layout (plain containers and tensors only, so `weights_only=True` can read it):
+  format, version, model {name, kwargs, state_dict}, preprocess {...},
+  loss {name, kwargs, state_dict} (optional), normalize_test, config, epoch,
+  optimizer, scheduler, scaler, rng, metrics (all optional).
+face_trainer's `.model` files (a flat state dict with `__S__.` / `__E__.` model keys and
+`__L__.` / `__C__.` loss keys) load too, for the same architecture.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import FacerecError
+from .fileio import atomic_path
+
+FORMAT = "facerec-checkpoint"
+VERSION = 1
+MODEL_PREFIXES = ("__S__.", "__E__.")
+LOSS_PREFIXES = ("__L__.", "__C__.")
+
+
+def save(path, payload: dict) -> None:
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path) -> dict:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FacerecError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # pickle/zip errors from a corrupt or foreign file
+        raise FacerecError(f"{path}: cannot read checkpoint with weights_only=True ({exc})") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        return obj
+    if isinstance(obj, dict) and any(isinstance(k, str) and k.startswith(MODEL_PREFIXES) for k in obj):
+        return from_face_trainer(obj)
+    raise FacerecError(f"{path}: neither a facerec checkpoint nor a face_trainer .model state dict")
+
+
+def _strip(state: dict, prefixes) -> dict:
+    out = {}
+    for k, v in state.items():
+        for p in prefixes:
+            if k.startswith(p):
+                out[k[len(p):]] = v
+    return out
+
+
+def from_face_trainer(state: dict) -> dict:
+    """face_trainer saves `self.__model__.state_dict()`: model keys under __S__., loss under __L__.
+    Its ResNets name the projection `fc.`; ours keep it in `head.fc.` and the rest in `trunk.`."""
+    model_state = {
+        (f"head.{k}" if k.startswith("fc.") else f"trunk.{k}"): v for k, v in _strip(state, MODEL_PREFIXES).items()
+    }
+    return {
+        "format": "face_trainer",
+        "model": {"name": None, "kwargs": {}, "state_dict": model_state},
+        "loss": {"name": None, "kwargs": {}, "state_dict": _strip(state, LOSS_PREFIXES)},
+    }
+
+
+def load_model_weights(model: torch.nn.Module, state: dict, source: str) -> None:
+    """Strict load with a message that names the file and the first mismatching keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shape:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:3]}")
+        if shape:
+            k = shape[0]
+            parts.append(f"shape mismatch at {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
+        raise FacerecError(f"{source}: weights do not fit model {getattr(model, 'name', '?')}: " + "; ".join(parts))
+    model.load_state_dict(state)
+
+
+def build_model(ckpt: dict, source: str, **overrides):
+    """The model a facerec checkpoint describes, with its weights (face_trainer files need `name`)."""
+    import models
+
+    spec = ckpt["model"]
+    name = overrides.pop("name", None) or spec.get("name")
+    if not name:
+        raise FacerecError(f"{source}: face_trainer checkpoint does not name its model; pass --model")
+    kwargs = {**spec.get("kwargs", {}), **overrides}
+    model = models.create(name, **kwargs)
+    load_model_weights(model, spec["state_dict"], source)
+    return model

@@ -1,0 +1,1 @@
+"""Data layer: lists, LFW protocol, splits, leakage checks, transforms, datasets."""

@@ -1,0 +1,91 @@
+"""Image geometry and augmentation.
+
+Geometry first: the face is cropped out of the source image (`face_crop`, a centred fraction of
+the shorter side), then resized to `resize` (input_size * 256/224 by default: the course's
+Resize 256 -> RandomCrop 224 ratio), then cropped to `input_size` (random when training,
+centred when evaluating). LFW's 250x250 images hold the face in roughly the central 110-150 px,
+so `face_crop="auto"` keeps the central 150 px (0.6) of 250x250 images and the whole image
+otherwise (course 256x256 face crops, ORL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+LFW_SIZE = (250, 250)
+LFW_FACE_CROP = 0.6
+COURSE_RESIZE_RATIO = 256 / 224
+
+
+@dataclass
+class Preprocess:
+    input_size: int = 112
+    face_crop: float | str = "auto"
+    resize: int | None = None  # default: round(input_size * 256 / 224)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    hflip: bool = True
+    augment: dict = field(default_factory=dict)
+
+    @property
+    def resize_to(self) -> int:
+        return self.resize or round(self.input_size * COURSE_RESIZE_RATIO)
+
+    def crop_fraction(self, size: tuple[int, int]) -> float:
+        if self.face_crop == "auto":
+            return LFW_FACE_CROP if size == LFW_SIZE else 1.0
+        return float(self.face_crop)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocess":
+        d = dict(d)
+        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
+        return cls(**d)
+
+
+def load_face(path: str, pre: Preprocess) -> Image.Image:
+    """Decode, crop the face region and resize to `pre.resize_to` (RGB, uint8)."""
+    with Image.open(path) as img:
+        size = img.size
+        frac = pre.crop_fraction(size)
+        side = min(size) * frac
+        target = pre.resize_to
+        if img.format == "JPEG":
+            # Let libjpeg decode at a reduced scale when the crop still covers the target size.
+            scale = side / target
+            img.draft("RGB", (max(1, int(size[0] / scale)), max(1, int(size[1] / scale))))
+            frac_size = img.size
+            ratio = frac_size[0] / size[0]
+            size, side = frac_size, side * ratio
+        img = img.convert("RGB")
+        left = (size[0] - side) / 2
+        top = (size[1] - side) / 2
+        return img.resize((target, target), Image.BILINEAR, box=(left, top, left + side, top + side))
+
+
+def eval_transform(pre: Preprocess):
+    return v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.CenterCrop(pre.input_size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(pre.mean, pre.std),
+        ]
+    )
+
+
+def train_transform(pre: Preprocess):
+    ops = [v2.PILToTensor(), v2.RandomCrop(pre.input_size)]
+    if pre.hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)]
+    return v2.Compose(ops)

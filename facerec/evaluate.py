@@ -1,0 +1,59 @@
+"""Embed each unique image once (batched, inference mode), then cosine-score the pairs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .data.datasets import FaceImages, loader
+from .data.lists import PairList
+from .data.transforms import Preprocess, eval_transform
+
+
+@torch.inference_mode()
+def embed(model: torch.nn.Module, paths: list[str], pre: Preprocess, *, device="cpu", batch_size: int = 128,
+          workers: int | None = None, tta: bool = False, progress: bool = True, channels_last: bool = True) -> torch.Tensor:
+    """(N, D) float32 embeddings on the CPU; with `tta` each is the sum of the image's and its mirror's."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    ds = FaceImages(paths, pre=pre, transform=eval_transform(pre))
+    out = []
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    for x in tqdm(loader(ds, batch_size=batch_size, workers=workers, device=device), desc="embed",
+                  unit="batch", disable=not progress, leave=False):
+        x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        e = model(x).float()
+        if tta:
+            e = e + model(torch.flip(x, dims=[3])).float()
+        out.append(e.cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, getattr(model, "embedding_dim", 0))
+
+
+def cosine_scores(emb: torch.Tensor, i1: np.ndarray, i2: np.ndarray) -> np.ndarray:
+    e = F.normalize(emb.float(), dim=1)
+    a, b = e[torch.as_tensor(i1)], e[torch.as_tensor(i2)]
+    return (a * b).sum(1).numpy().astype(np.float64)
+
+
+@dataclass
+class PairScores:
+    pairs: PairList
+    scores: np.ndarray
+
+
+def score_pairs(members: list[tuple[torch.nn.Module, Preprocess]], pairs: PairList, **embed_kw) -> PairScores:
+    """Several (model, preprocess) members form an ensemble: their L2-normalised embeddings are averaged."""
+    uniq, i1, i2 = pairs.unique_paths()
+    paths = [os.path.join(pairs.root, p) for p in uniq]
+    emb = None
+    for m, pre in members:
+        e = F.normalize(embed(m, paths, pre, **embed_kw), dim=1)
+        emb = e if emb is None else emb + e
+    return PairScores(pairs, cosine_scores(emb, i1, i2))
