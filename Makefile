@@ -37,3 +37,17 @@ lists: $(STAMP)
 
 clean:
 	rm -rf runs data_lists/lfw data_lists/orl .pytest_cache
+
+# `make train MODEL=se_resnet18 LOSS=arcface [DATA=train_dir_or_list VAL=pairs.csv EPOCHS=N ARGS="..."]`
+# With no DATA it trains on LFW View 1 from the data root ($FACEREC_DATA, ./data or ../shared/data).
+train: $(STAMP)
+	$(FACEREC) train --model $(MODEL) --loss $(LOSS) $(if $(DATA),--train $(DATA)) $(if $(VAL),--val $(VAL)) \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(ARGS)
+
+# The main job on real data, on a 2-core CPU in about 10 minutes: ArcFace on LFW View 1.
+demo: $(STAMP)
+	$(FACEREC) train --preset demo $(ARGS)
+
+# Pretrain on one half of the View 1 training identities, fine-tune on the other half.
+finetune: $(STAMP)
+	$(PY) scripts/finetune_demo.py $(ARGS)

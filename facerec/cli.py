@@ -20,6 +20,7 @@ COMMANDS = [
     "evaluate",
     "score",
     "params",
+    "train",
 ]
 
 

@@ -57,3 +57,29 @@ def score_pairs(members: list[tuple[torch.nn.Module, Preprocess]], pairs: PairLi
         e = F.normalize(embed(m, paths, pre, **embed_kw), dim=1)
         emb = e if emb is None else emb + e
     return PairScores(pairs, cosine_scores(emb, i1, i2))
+
+
+def report_pairs(members, pairs: PairList, *, output=None, plot=None, as_json: bool = False, **embed_kw) -> int:
+    """Score, write the scores file (face_trainer format), print metrics when labels are known."""
+    import json
+    from pathlib import Path
+
+    from . import metrics, plots
+    from .errors import FacerecError
+    from .scores import write_scores
+
+    if not pairs.has_labels and not output:
+        raise FacerecError(f"{pairs.source}: labels are unknown, so nothing can be measured; pass --output to write scores")
+    result = score_pairs(members, pairs, **embed_kw)
+    if output:
+        write_scores(output, result.scores, pairs.label_text, pairs.path1, pairs.path2, pairs.folds)
+        print(f"scores: {output} ({len(pairs)} pairs)")
+    if not pairs.has_labels:
+        return 0
+    m = metrics.compute_all(result.scores, pairs.labels, pairs.folds)
+    plot = plot or (str(Path(output).with_suffix("")) + "_roc_det.png" if output else None)
+    if plot:
+        plots.plot_roc_det({"eval": (result.scores, pairs.labels)}, plot)
+        m["plot"] = plot
+    print(json.dumps(m) if as_json else metrics.format_table(m))
+    return 0

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Decoded-image stores go to a per-session folder, not the user's ~/.cache.
+os.environ.setdefault("FACEREC_CACHE", tempfile.mkdtemp(prefix="facerec-cache-"))
 
 
 def _find(sub: str) -> Path | None:
     for base in [os.environ.get("FACEREC_DATA"), ROOT / "data", ROOT.parent / "shared" / "data"]:
         if base and (Path(base) / sub).is_dir():
-            return Path(base)
+            return Path(base).resolve()
     return None
 
 

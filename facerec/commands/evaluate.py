@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
 from .. import checkpoint, device as devices
 from ..data.lists import read_pairs
 from ..data.transforms import Preprocess
-from ..errors import FacerecError
-from ..evaluate import score_pairs
+from ..evaluate import report_pairs
 from .common import add_device
 
 
@@ -64,23 +60,8 @@ def _members(args):
 
 
 def run(args) -> int:
-    from .. import metrics, plots, scores as scores_io
-
     pairs = read_pairs(args.pairs, args.root, allow_unknown=True)  # validated before any model is built
     dev = devices.resolve(args.device)
     members = [(m.to(dev), pre) for m, pre in _members(args)]
-    result = score_pairs(members, pairs, device=dev, batch_size=args.batch_size, workers=args.workers, tta=args.tta)
-    if args.output:
-        scores_io.write_scores(args.output, result.scores, pairs.label_text, pairs.path1, pairs.path2, pairs.folds)
-        print(f"scores: {args.output} ({len(pairs)} pairs)")
-    if not pairs.has_labels:
-        if not args.output:
-            raise FacerecError(f"{args.pairs}: labels are unknown, so nothing can be measured; pass --output to write scores")
-        return 0
-    m = metrics.compute_all(result.scores, pairs.labels, pairs.folds)
-    plot = args.plot or (str(Path(args.output).with_suffix("")) + "_roc_det.png" if args.output else None)
-    if plot:
-        plots.plot_roc_det({"eval": (result.scores, pairs.labels)}, plot)
-        m["plot"] = plot
-    print(json.dumps(m) if args.json else metrics.format_table(m))
-    return 0
+    return report_pairs(members, pairs, output=args.output, plot=args.plot, as_json=args.json, device=dev,
+                        batch_size=args.batch_size, workers=args.workers, tta=args.tta)

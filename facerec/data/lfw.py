@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import FacerecError
 from .lists import write_pairs, write_train_list
 
@@ -120,6 +122,12 @@ def write_lists(data_root, out_dir) -> list[Path]:
     write_train_list(out / "view1_train.txt", layout.images, paths, ids)
     write_pairs(out / "view1_val_pairs.csv", layout.images, *dev_test[:3])
     written += [out / "view1_train.txt", out / "view1_val_pairs.csv"]
+    # Two identity-disjoint halves of the View 1 training people: pretrain on one, fine-tune on the other.
+    order = np.random.default_rng(0).permutation(len(people))
+    for half, sel in enumerate((order[: len(people) // 2], order[len(people) // 2 :]), 1):
+        paths, ids = _people_images(layout, [people[i] for i in sorted(sel)])
+        write_train_list(out / f"view1_train_half{half}.txt", layout.images, paths, ids)
+        written.append(out / f"view1_train_half{half}.txt")
     dev_train_pairs = layout.protocol / "pairsDevTrain.txt"
     if dev_train_pairs.is_file():
         write_pairs(out / "view1_train_pairs.csv", layout.images, *read_pairs_file(dev_train_pairs, layout)[:3])

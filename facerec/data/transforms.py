@@ -89,3 +89,37 @@ def train_transform(pre: Preprocess):
         ops.append(v2.RandomHorizontalFlip())
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)]
     return v2.Compose(ops)
+
+
+class BatchTransform:
+    """Crop, flip and normalise a whole uint8 batch at once (on any device).
+
+    Training: a random crop and a coin-flip mirror per sample, drawn from `generator` so a
+    resumed epoch sees the same augmentation. Evaluation: the centre crop.
+    """
+
+    def __init__(self, pre: Preprocess, train: bool):
+        self.pre, self.train = pre, train
+        self._mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
+        self._std = torch.tensor(pre.std).view(1, 3, 1, 1)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b, _, r, _ = x.shape
+        s = self.pre.input_size
+        if self.train and r > s:
+            oy = torch.randint(0, r - s + 1, (b,), generator=generator)
+            ox = torch.randint(0, r - s + 1, (b,), generator=generator)
+            base = torch.arange(s)
+            rows = (oy[:, None] + base).to(x.device)
+            cols = (ox[:, None] + base).to(x.device)
+            bi = torch.arange(b, device=x.device)[:, None, None, None]
+            ci = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = x[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+        else:
+            o = (r - s) // 2
+            x = x[:, :, o : o + s, o : o + s]
+        if self.train and self.pre.hflip:
+            flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = x.float().div_(255)
+        return (x - self._mean.to(x.device)) / self._std.to(x.device)

@@ -1,0 +1,74 @@
+"""`facerec params`: what each backbone costs (params, FLOPs, size, CPU latency) and whether it fits."""
+
+from __future__ import annotations
+
+import json
+
+from .. import budget
+from ..errors import FacerecError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("params", help="parameters, FLOPs, size and CPU latency per backbone; budget check")
+    p.add_argument("names", nargs="*", metavar="NAME", help="models (default: every registered one)")
+    p.add_argument("--input-size", type=int, default=112)
+    p.add_argument("--embedding-dim", type=int, default=512)
+    p.add_argument("--param-budget", type=int, default=budget.DEFAULT_BUDGET)
+    p.add_argument("--budget-scope", choices=budget.SCOPES, default="trunk")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--check", action="store_true", help="exit 1 when any named model does not fit")
+    p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurement")
+    p.set_defaults(func=run)
+
+
+def row(name: str, args) -> dict:
+    import models
+    import torch
+
+    torch.manual_seed(0)
+    kw = {"embedding_dim": args.embedding_dim, "input_size": args.input_size}
+    m = models.create(name, **kw)
+    c = budget.counts(m)
+    used = budget.budgeted(c, args.budget_scope)
+    r = {"name": name, **c, "budgeted_params": used, "flops": budget.flops(m, args.input_size),
+         "size_mb": c["total_params"] * 4 / 2**20, "fits": used <= args.param_budget}
+    del r["classifier_params"]
+    if not args.no_latency:
+        r["latency_ms_b1"] = budget.latency_ms(m, args.input_size, 1)
+        r["latency_ms_b64"] = budget.latency_ms(m, args.input_size, 64, repeats=3)
+    return r
+
+
+def table(rows: list[dict], args) -> str:
+    head = f"{'model':<22}{'trunk':>12}{'head':>10}{'total':>12}{'GFLOPs':>9}{'MB':>7}"
+    if not args.no_latency:
+        head += f"{'ms b1':>8}{'ms/img b64':>11}"
+    lines = [f"input {args.input_size}px, embedding {args.embedding_dim}, budget {args.param_budget:,} ({args.budget_scope})",
+             head + "  fits"]
+    for r in rows:
+        line = (f"{r['name']:<22}{r['trunk_params']:>12,}{r['head_params']:>10,}{r['total_params']:>12,}"
+                f"{r['flops'] / 1e9:>9.2f}{r['size_mb']:>7.1f}")
+        if not args.no_latency:
+            line += f"{r['latency_ms_b1']:>8.1f}{r['latency_ms_b64']:>11.2f}"
+        lines.append(line + ("  yes" if r["fits"] else "  NO"))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import models
+
+    names = args.names or models.list_models()
+    for n in names:
+        models.MODELS.canonical(n)  # unknown names fail before any measurement
+    rows = [row(models.MODELS.canonical(n), args) for n in names]
+    print(json.dumps(rows, indent=1) if args.json else table(rows, args))
+    if args.check:
+        failed = [r for r in rows if not r["fits"]]
+        for r in failed:
+            try:
+                budget.check_budget(r["name"], budget=args.param_budget, scope=args.budget_scope,
+                                    embedding_dim=args.embedding_dim, input_size=args.input_size)
+            except FacerecError as exc:
+                print(f"facerec params: {exc}")
+        return 1 if failed else 0
+    return 0

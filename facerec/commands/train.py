@@ -1,0 +1,99 @@
+"""`facerec train`: presets + flags (and face_trainer's flag names) -> a TrainConfig -> Trainer."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .. import config as config_mod
+from ..errors import FacerecError
+
+SUPPRESS = argparse.SUPPRESS
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train an embedding network and report validation EER",
+                       description="Train with presets and overrides. face_trainer's flags (--nOut, --batch_size, "
+                                   "--nPerClass, --trainfunc, --max_epoch, --save_path, ...) are accepted too.")
+    p.add_argument("--preset", action="append", default=[], metavar="NAME|FILE.yaml",
+                   help="apply a preset (repeatable; later ones win)")
+    p.add_argument("--loss-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="loss hyperparameter, namespaced for combinations: arcface.margin=0.5 (repeatable)")
+    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="backbone keyword (repeatable)")
+    for f in dataclasses.fields(config_mod.TrainConfig):
+        if f.name in ("model_options", "loss_options", "eval_only"):
+            continue
+        if "bool" in str(f.type):
+            p.add_argument(_flag(f.name), dest=f.name, action="store_const", const=True, default=SUPPRESS)
+            p.add_argument(_flag("no_" + f.name), dest=f.name, action="store_const", const=False, default=SUPPRESS)
+        else:
+            p.add_argument(_flag(f.name), dest=f.name, default=SUPPRESS, metavar=f.name.upper())
+    ft = p.add_argument_group("face_trainer names")
+    for alias, target in config_mod.FACE_TRAINER_ALIASES.items():
+        if _flag(target) == f"--{alias}" or alias in ("eval", "mixedprec"):
+            continue
+        ft.add_argument(f"--{alias}", dest=target, default=SUPPRESS, help=f"= {_flag(target)}")
+    ft.add_argument("--eval", dest="eval_only", action="store_const", const=True, default=SUPPRESS,
+                    help="score --test_list with --initial_model and write --output (no training)")
+    ft.add_argument("--mixedprec", dest="amp", action="store_const", const="fp16", default=SUPPRESS, help="= --amp fp16")
+    for knob in config_mod.LOSS_ALIASES:
+        ft.add_argument(f"--{knob}", dest=f"loss_knob_{knob}", default=SUPPRESS,
+                        help=f"{knob} of the one loss that has it (use --loss-opt LOSS.{knob}=V for combinations)")
+    p.set_defaults(func=run)
+
+
+def _pairs(items: list[str], what: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise FacerecError(f"{what} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = _scalar(v.strip())
+    return out
+
+
+def _scalar(v: str):
+    import yaml
+
+    return yaml.safe_load(v)
+
+
+def overrides_from(args: argparse.Namespace) -> dict:
+    skip = {"func", "command", "preset", "loss_opt", "model_opt"}
+    values = {k: v for k, v in vars(args).items() if k not in skip and not k.startswith("loss_knob_")}
+    loss_opts = _pairs(args.loss_opt, "--loss-opt")
+    for k, v in vars(args).items():
+        if k.startswith("loss_knob_"):
+            loss_opts[k[len("loss_knob_"):]] = _scalar(v)
+    if loss_opts:
+        values["loss_options"] = loss_opts
+    if args.model_opt:
+        values["model_options"] = _pairs(args.model_opt, "--model-opt")
+    return values
+
+
+def build_config(args) -> config_mod.TrainConfig:
+    overrides = overrides_from(args)
+    if overrides.get("resume"):
+        return config_mod.resume_config(overrides)
+    return config_mod.load(args.preset, overrides)
+
+
+def run(args) -> int:
+    from ..train import Trainer, evaluate_only
+
+    cfg = build_config(args)
+    if cfg.eval_only:
+        return evaluate_only(cfg)
+    summary = Trainer(cfg).fit()
+    best = summary.get("best_metrics")
+    if best:
+        print(f"done: {summary['epochs']} epochs | best val EER {best['eer']:.2f}% (epoch {summary['best_epoch']}) | "
+              f"AUC {best['auc']:.4f} | TAR@FAR=1e-2 {best['tar_at_far']['0.01'] * 100:.1f}% | run {summary['run_dir']}")
+    else:
+        print(f"done: {summary['epochs']} epochs | run {summary['run_dir']}")
+    return 0

@@ -1,0 +1,260 @@
+"""Typed training configuration: a base, YAML presets on top, command-line overrides last.
+
+Unknown keys fail with the nearest valid name. Loss hyperparameters stay namespaced per
+loss (`loss_options: {arcface.margin: 0.5, triplet.margin: 0.2}`), never one shared margin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import FacerecError, nearest
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str = "resnet18"
+    model_options: dict = field(default_factory=dict)
+    loss: str = "softmax"
+    loss_options: dict = field(default_factory=dict)
+    loss_weights: list | None = None
+    embedding_dim: int = 512
+    input_size: int = 112
+    # data
+    train: str | None = None  # identity folder or train list
+    val: str | None = None  # pair CSV
+    root: str | None = None  # image root of the train list
+    val_root: str | None = None
+    data_root: str | None = None
+    batch_classes: int = 100  # P identities per batch (face_trainer's batch_size)
+    per_class: int | None = None  # K images per identity (face_trainer's nPerClass); None: the loss's minimum
+    max_img_per_cls: int | None = None
+    min_images: str = "pad"
+    oversample_to: int | None = None
+    face_crop: float | str = "auto"
+    resize: int | None = None
+    mean: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    hflip: bool = True
+    augment: str = "flip"
+    workers: int | None = None
+    check_leakage: bool = True
+    # optimisation
+    epochs: int = 10
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    no_decay_norm_bias: bool = False
+    momentum: float = 0.9
+    nesterov: bool = False
+    scheduler: str = "steplr"
+    lr_decay: float = 0.90
+    step_size: int = 1
+    t_max: int | None = None
+    eta_min: float = 0.0
+    t0: int = 5
+    t_mult: int = 1
+    warmup_epochs: float = 0.0
+    amp: str = "off"
+    grad_clip: float = 0.0
+    # validation, stopping
+    test_interval: int = 1
+    tta: bool = False
+    patience: int = 0  # epochs without val-EER improvement before stopping; 0 = never
+    min_delta: float = 0.0
+    # runs, checkpoints, fine-tuning
+    seed: int = 42
+    out: str = "runs"
+    tag: str = ""
+    resume: str | None = None
+    initial_model: str | None = None
+    finetune_from: str | None = None
+    freeze_trunk_epochs: int = 0
+    freeze_bn: bool = False
+    trunk_lr_scale: float = 1.0
+    param_budget: int = 11_500_000
+    budget_scope: str = "trunk"
+    device: str = "auto"
+    num_classes: int | None = None  # face_trainer's nClasses: checked against the data
+    max_steps: int | None = None  # stop each epoch after this many steps (smoke runs)
+    eval_only: bool = False
+    test_list: str | None = None
+    output: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+CHOICES = {
+    "optimizer": ("adam", "adamw", "sgd", "radam"),
+    "scheduler": ("steplr", "cosine", "warm_restarts", "onecycle", "none"),
+    "amp": ("off", "bf16", "fp16"),
+    "budget_scope": ("trunk", "trunk+head"),
+    "min_images": ("pad", "drop"),
+}
+
+# face_trainer's flag names -> ours (so course habits keep working).
+FACE_TRAINER_ALIASES = {
+    "nOut": "embedding_dim",
+    "batch_size": "batch_classes",
+    "nPerClass": "per_class",
+    "max_img_per_cls": "max_img_per_cls",
+    "trainfunc": "loss",
+    "lr_decay": "lr_decay",
+    "test_interval": "test_interval",
+    "max_epoch": "epochs",
+    "initial_model": "initial_model",
+    "save_path": "out",
+    "train_path": "train",
+    "test_path": "val_root",
+    "test_list": "test_list",
+    "eval": "eval_only",
+    "output": "output",
+    "mixedprec": "amp",
+    "gpu": "device",
+    "nClasses": "num_classes",
+    "model": "model",
+}
+# face_trainer's shared loss knobs; here they go to the one loss that has them.
+LOSS_ALIASES = {"margin": "margin", "scale": "scale", "hard_rank": "hard_rank", "hard_prob": "hard_prob"}
+
+
+def _coerce(key: str, value, where: str):
+    f = FIELDS[key]
+    hint = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if value is None:
+        return None
+    try:
+        if "dict" in hint:
+            if not isinstance(value, dict):
+                raise TypeError
+            return dict(value)
+        if "list" in hint:
+            if isinstance(value, str):
+                value = [float(v) for v in value.split(",")]
+            return list(value)
+        if hint.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if hint.startswith("int"):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if hint.startswith("float | str"):
+            return value if value == "auto" else float(value)
+        if hint.startswith("float"):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise FacerecError(f"{where}: {key} expects {hint}, got {value!r}") from None
+
+
+def apply(cfg: TrainConfig, values: dict, where: str) -> TrainConfig:
+    for key, value in values.items():
+        if key == "preset":
+            continue
+        if key not in FIELDS:
+            raise FacerecError(f"{where}: unknown key {key!r}{nearest(key, FIELDS)}")
+        value = _coerce(key, value, f"{where}")
+        if key in ("model_options", "loss_options"):
+            value = {**getattr(cfg, key), **value}
+        setattr(cfg, key, value)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise FacerecError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
+    positive = ("epochs", "batch_classes", "per_class", "embedding_dim", "input_size", "test_interval", "param_budget")
+    for key in positive:
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise FacerecError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.lr <= 0:
+        raise FacerecError(f"lr must be > 0, got {cfg.lr}")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("facerec").joinpath("presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name: str) -> tuple[dict, str]:
+    """A preset is a package YAML by name, or any YAML file by path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        text, where = path.read_text(), str(path)
+    else:
+        res = resources.files("facerec").joinpath("presets", f"{name}.yaml")
+        if not res.is_file():
+            raise FacerecError(f"unknown preset {name!r}{nearest(name, preset_names())}; known: {', '.join(preset_names())}")
+        text, where = res.read_text(), f"preset {name}"
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise FacerecError(f"{where}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise FacerecError(f"{where}: expected a mapping of config keys")
+    return data, where
+
+
+def load(presets: list[str] = (), overrides: dict | None = None) -> TrainConfig:
+    """Base config, then each preset (and the presets it names) in order, then overrides."""
+    cfg = TrainConfig()
+    for name in presets:
+        for data, where in _expand(name, seen=()):
+            apply(cfg, data, where)
+    apply(cfg, overrides or {}, "command line")
+    validate(cfg)
+    return cfg
+
+
+def _expand(name: str, seen: tuple):
+    if name in seen:
+        raise FacerecError(f"preset {name!r} includes itself ({' -> '.join(seen + (name,))})")
+    data, where = read_preset(name)
+    parents = data.get("preset", [])
+    for parent in [parents] if isinstance(parents, str) else parents:
+        yield from _expand(parent, seen + (name,))
+    yield data, where
+
+
+def dump(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+
+# What may change when a run is resumed: the rest comes from its checkpoint, so it continues exactly.
+RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience")
+
+
+def resume_config(overrides: dict) -> TrainConfig:
+    from pathlib import Path
+
+    from . import checkpoint
+
+    path = Path(overrides["resume"])
+    ckpt_path = path / "last.pt" if path.is_dir() else path
+    if not ckpt_path.is_file():
+        raise FacerecError(f"--resume {path}: no checkpoint there (expected {ckpt_path})")
+    stored = checkpoint.load(ckpt_path).get("config")
+    if not isinstance(stored, dict):
+        raise FacerecError(f"{ckpt_path}: checkpoint has no config; not a facerec training checkpoint")
+    changed = sorted(k for k in overrides if k not in RESUME_OVERRIDES and overrides[k] != stored.get(k))
+    if changed:
+        raise FacerecError(f"--resume continues the stored config; these flags would change it: {', '.join(changed)} "
+                           f"(allowed: {', '.join(RESUME_OVERRIDES)})")
+    cfg = TrainConfig()
+    apply(cfg, {k: v for k, v in stored.items() if k in FIELDS}, f"{ckpt_path} config")
+    apply(cfg, {k: v for k, v in overrides.items() if k in RESUME_OVERRIDES}, "command line")
+    validate(cfg)
+    return cfg

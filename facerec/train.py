@@ -1,0 +1,468 @@
+"""The training loop: guard, data, model, loss, epochs, validation, checkpoints.
+
+Order of work (nothing heavy before the cheap checks pass):
+  config validated -> parameter budget -> train list / val pairs validated -> leakage check
+  -> run directory -> decoded image store -> model, loss, optimiser -> epochs.
+Resume is exact: a checkpoint is written after every epoch with every RNG state, the
+sampler and the augmentation draw from (seed, epoch), so a resumed run repeats the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import budget, checkpoint, config as config_mod, device as devices
+from .data import leakage
+from .data.cache import load_store
+from .data.lists import PairList, TrainList, load_train, read_pairs
+from .data.transforms import BatchTransform, Preprocess
+from .errors import FacerecError
+from .fileio import atomic_path, write_text
+from .optim import build_optimizer, build_scheduler
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+        "numpy": list(np.random.get_state()[1].tolist()),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def preprocess_of(cfg) -> Preprocess:
+    return Preprocess(input_size=cfg.input_size, face_crop=cfg.face_crop, resize=cfg.resize,
+                      mean=tuple(cfg.mean), std=tuple(cfg.std), hflip=cfg.hflip)
+
+
+def run_name(cfg) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return "-".join(p for p in (stamp, cfg.model, cfg.loss.replace("+", "_"), cfg.tag) if p)
+
+
+def environment(dev: torch.device) -> dict:
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpu_count": torch.cuda.device_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def model_kwargs(cfg) -> dict:
+    return {"embedding_dim": cfg.embedding_dim, "input_size": cfg.input_size, **cfg.model_options}
+
+
+@dataclass
+class Data:
+    train: TrainList
+    val: PairList | None
+
+
+def default_lfw_lists(cfg) -> None:
+    """No --train given: LFW View 1 (train: peopleDevTrain; val: pairsDevTest) from the data root."""
+    from . import dataroot
+    from .data import lfw
+
+    out = Path("data_lists/lfw")
+    if not (out / "view1_train.txt").is_file() or not (out / "view1_val_pairs.csv").is_file():
+        lfw.write_lists(dataroot.resolve(cfg.data_root, dataroot.LFW_DIRS), out)
+    cfg.train = str(out / "view1_train.txt")
+    if cfg.val is None:
+        cfg.val = str(out / "view1_val_pairs.csv")
+
+
+def load_data(cfg) -> Data:
+    if cfg.train is None:
+        default_lfw_lists(cfg)
+    train = load_train(cfg.train, cfg.root)
+    val = read_pairs(cfg.val, cfg.val_root) if cfg.val else None
+    if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
+        raise FacerecError(f"nClasses/num_classes is {cfg.num_classes} but {cfg.train} has {train.num_classes} identities")
+    if val is not None and cfg.check_leakage:
+        report = leakage.check(train, val)
+        if not report.clean:
+            raise FacerecError(f"train {cfg.train} and val {cfg.val} leak:\n{report.describe()}\n"
+                               "(fix the split, or pass --no-check-leakage if this is intended)")
+    return Data(train, val)
+
+
+class Trainer:
+    def __init__(self, cfg, *, progress: bool = True, log=print):
+        self.cfg = cfg
+        self.progress = progress
+        self.log = log
+
+    # --- setup ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        cfg = self.cfg
+        config_mod.validate(cfg)
+        budget.check_budget(cfg.model, budget=cfg.param_budget, scope=cfg.budget_scope, **model_kwargs(cfg))
+        self.data = load_data(cfg)
+        import losses
+
+        self.loss_probe = losses.create(cfg.loss, **self._loss_kwargs(num_classes=self.data.train.num_classes))
+        if cfg.per_class is None:
+            cfg.per_class = max(1, self.loss_probe.min_per_class)
+        if cfg.per_class < self.loss_probe.min_per_class:
+            raise FacerecError(f"loss {cfg.loss} needs at least {self.loss_probe.min_per_class} images per identity "
+                               f"in a batch; per_class (nPerClass) is {cfg.per_class}")
+        self.device = devices.resolve(cfg.device)
+
+    def _loss_kwargs(self, num_classes: int) -> dict:
+        kw = {"embedding_dim": self.cfg.embedding_dim, "num_classes": num_classes, **self.cfg.loss_options}
+        if self.cfg.loss_weights is not None:
+            kw["weights"] = tuple(self.cfg.loss_weights)
+        return kw
+
+    def build(self) -> None:
+        import losses
+        import models
+
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.pre = preprocess_of(cfg)
+        self.model = models.create(cfg.model, **model_kwargs(cfg))
+        self.loss = losses.create(cfg.loss, **self._loss_kwargs(num_classes=self.data.train.num_classes))
+        self.model.to(self.device, memory_format=torch.channels_last)
+        self.loss.to(self.device)
+
+        from .sampling import PKSampler
+
+        self.sampler = PKSampler(self.data.train.labels, per_class=cfg.per_class, classes_per_batch=cfg.batch_classes,
+                                 seed=cfg.seed, max_img_per_cls=cfg.max_img_per_cls, min_images=cfg.min_images,
+                                 oversample_to=cfg.oversample_to)
+        self.steps_per_epoch = len(self.sampler) if cfg.max_steps is None else min(len(self.sampler), cfg.max_steps)
+        if self.steps_per_epoch == 0:
+            raise FacerecError(f"{cfg.train}: no full batch can be formed (P={cfg.batch_classes}, K={cfg.per_class})")
+        self.optimizer = build_optimizer(cfg, self.model, self.loss)
+        self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.epoch = 0
+        self.best = {"eer": math.inf, "epoch": -1}
+        self.history: list[dict] = []
+        self.stale = 0
+
+    def load_weights(self) -> None:
+        cfg = self.cfg
+        if cfg.resume:
+            if cfg.initial_model or cfg.finetune_from:
+                self.log(f"--resume wins: ignoring --initial-model/--finetune-from ({cfg.initial_model or cfg.finetune_from}); "
+                         "the resumed checkpoint restores weights, optimiser and epoch")
+            return
+        src = cfg.finetune_from or cfg.initial_model
+        if cfg.finetune_from and cfg.initial_model:
+            self.log(f"--finetune-from wins over --initial-model: loading {cfg.finetune_from}")
+        if src:
+            ckpt = checkpoint.load(src)
+            checkpoint.load_model_weights(self.model, ckpt["model"]["state_dict"], src)
+            loss_state = (ckpt.get("loss") or {}).get("state_dict") or {}
+            if cfg.initial_model and not cfg.finetune_from and loss_state:
+                # face_trainer's --initial_model restores the classifier too when it fits.
+                with contextlib.suppress(FacerecError):
+                    checkpoint.load_model_weights(self.loss, loss_state, src)
+            self.log(f"loaded weights from {src}" + (" (new classifier for the new identities)" if cfg.finetune_from else ""))
+
+    def open_run_dir(self) -> Path:
+        cfg = self.cfg
+        if cfg.resume:
+            self.run_dir = Path(cfg.resume)
+            if self.run_dir.is_file():
+                self.run_dir = self.run_dir.parent
+        else:
+            self.run_dir = Path(cfg.out) / run_name(cfg)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
+        write_text(self.run_dir / "env.json", json.dumps(environment(self.device), indent=2))
+        return self.run_dir
+
+    def resume(self) -> None:
+        path = Path(self.cfg.resume)
+        path = path / "last.pt" if path.is_dir() else path
+        ckpt = checkpoint.load(path)
+        if ckpt.get("format") != checkpoint.FORMAT or "optimizer" not in ckpt:
+            raise FacerecError(f"{path}: not a facerec training checkpoint (use --initial-model for weights only)")
+        checkpoint.load_model_weights(self.model, ckpt["model"]["state_dict"], str(path))
+        checkpoint.load_model_weights(self.loss, ckpt["loss"]["state_dict"], str(path))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.epoch = int(ckpt["epoch"])
+        self.best = dict(ckpt["best"])
+        self.stale = int(ckpt["stale"])
+        self.history = list(ckpt["history"])
+        self.log(f"resumed {path} at epoch {self.epoch}")
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def payload(self) -> dict:
+        import losses
+
+        return {
+            "model": {"name": self.cfg.model, "kwargs": model_kwargs(self.cfg), "state_dict": self.model.state_dict()},
+            "loss": {"name": self.cfg.loss, "kwargs": dict(self.cfg.loss_options), "state_dict": self.loss.state_dict()},
+            "normalize_test": bool(self.loss.normalize_test),
+            "preprocess": self.pre.to_dict(),
+            "config": self.cfg.to_dict(),
+            "classes": list(self.data.train.classes),
+            "epoch": self.epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "best": dict(self.best),
+            "stale": self.stale,
+            "history": list(self.history),
+            "loss_description": losses.describe(self.loss) if hasattr(losses, "describe") else {},
+        }
+
+    # --- the loop --------------------------------------------------------------------------
+    def train_epoch(self, store: torch.Tensor, tb) -> dict:
+        cfg, dev = self.cfg, self.device
+        self.sampler.set_epoch(self.epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000003 + self.epoch)
+        transform = BatchTransform(self.pre, train=True)
+        labels_all = torch.as_tensor(self.data.train.labels)
+        self.model.train()
+        self.loss.train()
+        self._apply_freeze()
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        sums = {"loss": 0.0, "n": 0}
+        stat_sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
+                   disable=not self.progress, leave=False)
+        for step, batch in enumerate(self.sampler):
+            if step >= self.steps_per_epoch:
+                break
+            idx = torch.as_tensor(batch)
+            x = transform(store[idx], gen).to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = labels_all[idx].to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                emb = self.model(x)
+                loss = self.loss(emb.float(), y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.loss.parameters()), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            _fault_injection(self.scheduler.last_epoch)
+            lv = loss.item()
+            sums["loss"] += lv * len(idx)
+            sums["n"] += len(idx)
+            for k, v in self.loss.stats.items():
+                stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * len(idx)
+            bar.set_postfix(loss=f"{lv:.3f}", img_s=f"{sums['n'] / (time.perf_counter() - t0):.0f}")
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - t0
+        row = {"epoch": self.epoch + 1, "loss": sums["loss"] / max(1, sums["n"]),
+               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": sums["n"] / seconds}
+        row.update({f"train_{k}": v / max(1, sums["n"]) for k, v in stat_sums.items()})
+        return row
+
+    def _apply_freeze(self) -> None:
+        cfg = self.cfg
+        frozen = self.epoch < cfg.freeze_trunk_epochs
+        for p in self.model.trunk.parameters():
+            p.requires_grad_(not frozen)
+        if cfg.freeze_bn or frozen:
+            for m in self.model.trunk.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    @torch.inference_mode()
+    def validate(self, val_store: torch.Tensor, i1, i2) -> tuple[dict, np.ndarray]:
+        from .evaluate import cosine_scores
+        from .metrics import compute_all
+
+        emb = embed_store(self.model, val_store, self.pre, self.device, tta=self.cfg.tta)
+        scores = cosine_scores(emb, i1, i2)
+        return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.prepare()
+        self.build()
+        self.load_weights()
+        self.open_run_dir()
+        if cfg.resume:
+            self.resume()
+        self.log(f"run: {self.run_dir}")
+        self.log(budget.describe_model(self.model, self.loss))
+        train_paths = self.data.train.abspaths()
+        store = load_store(train_paths, self.pre, workers=cfg.workers, progress=self.progress)
+        val_store = i1 = i2 = None
+        if self.data.val is not None:
+            uniq, i1, i2 = self.data.val.unique_paths()
+            val_store = load_store([os.path.join(self.data.val.root, p) for p in uniq], self.pre,
+                                   workers=cfg.workers, progress=self.progress)
+        tb = _tensorboard(self.run_dir)
+        last_scores = None
+        try:
+            while self.epoch < cfg.epochs:
+                row = self.train_epoch(store, tb)
+                self.epoch += 1
+                if val_store is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
+                    m, last_scores = self.validate(val_store, i1, i2)
+                    row.update({"val_eer": m["eer"], "val_auc": m["auc"],
+                                **{f"val_tar@far{k}": v for k, v in m["tar_at_far"].items()}})
+                    improved = m["eer"] < self.best["eer"] - cfg.min_delta
+                    if improved:
+                        self.best = {"eer": m["eer"], "epoch": self.epoch}
+                        self.stale = 0
+                    else:
+                        self.stale += cfg.test_interval
+                self.history.append(row)
+                self._log_epoch(row, tb)
+                payload = self.payload()
+                checkpoint.save(self.run_dir / "last.pt", payload)
+                if self.best["epoch"] == self.epoch:
+                    checkpoint.save(self.run_dir / "best.pt", payload)
+                    if last_scores is not None:
+                        self._write_scores(last_scores)
+                if cfg.patience and self.stale >= cfg.patience:
+                    self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.stale} epochs")
+                    break
+        except NonFiniteLoss as exc:
+            raise FacerecError(f"{exc}; stopped. The last good checkpoint is {self.run_dir / 'last.pt'} "
+                               "(try a lower --lr, --grad-clip, or --amp off)") from None
+        finally:
+            if tb is not None:
+                tb.close()
+        return self.finish()
+
+    def _log_epoch(self, row: dict, tb) -> None:
+        keys = list(dict.fromkeys(k for r in self.history for k in r))
+        with atomic_path(self.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.history)
+        if tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    tb.add_scalar(k.replace("@", "_at_"), v, row["epoch"])
+            tb.flush()
+        parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}"]
+        if "train_accuracy" in row:
+            parts.append(f"acc {row['train_accuracy'] * 100:.1f}%")
+        if "val_eer" in row:
+            parts.append(f"val EER {row['val_eer']:.2f}%")
+        parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.0f}s"]
+        self.log(" | ".join(parts))
+
+    def _write_scores(self, scores: np.ndarray) -> None:
+        from .scores import write_scores
+
+        v = self.data.val
+        write_scores(self.run_dir / "scores.txt", scores, v.label_text, v.path1, v.path2, v.folds)
+
+    def finish(self) -> dict:
+        from .plots import plot_curves
+
+        summary = {"run_dir": str(self.run_dir), "epochs": self.epoch, "best_eer": self.best["eer"],
+                   "best_epoch": self.best["epoch"]}
+        if self.history:
+            plot_curves(self.history, self.run_dir / "curves.png")
+        if (self.run_dir / "scores.txt").is_file():
+            from .metrics import compute_all
+            from .plots import plot_roc_det
+            from .scores import read_scores
+
+            s = read_scores(self.run_dir / "scores.txt")
+            plot_roc_det({f"{self.cfg.model} {self.cfg.loss}": (s.scores, s.labels)}, self.run_dir / "roc_det.png")
+            summary["best_metrics"] = compute_all(s.scores, s.labels, s.folds)
+        write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+        return summary
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def _fault_injection(global_step: int) -> None:
+    """Tests prove exact resume by SIGKILLing a run mid-epoch at a chosen step."""
+    at = os.environ.get("FACEREC_FAULT_KILL_AFTER_STEPS")
+    if at and global_step == int(at):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@torch.inference_mode()
+def embed_store(model, store: torch.Tensor, pre: Preprocess, device, *, tta: bool = False, batch_size: int = 256):
+    was = model.training
+    model.eval()
+    transform = BatchTransform(pre, train=False)
+    out = []
+    for i in range(0, len(store), batch_size):
+        x = transform(store[i : i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
+        e = model(x).float()
+        if tta:
+            e = e + model(x.flip(3)).float()
+        out.append(e.cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a pinned dependency; keep training if a user removed it
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tb"))
+
+
+def evaluate_only(cfg) -> int:
+    """face_trainer's `--eval`: score `test_list` with `initial_model`, write `output`."""
+    from .evaluate import report_pairs
+
+    if not cfg.initial_model or not cfg.test_list:
+        raise FacerecError("--eval needs --initial_model CKPT and --test_list PAIRS.csv (and --output FILE)")
+    pairs = read_pairs(cfg.test_list, cfg.val_root, allow_unknown=True)
+    ckpt = checkpoint.load(cfg.initial_model)
+    overrides = {"name": cfg.model, **model_kwargs(cfg)} if ckpt.get("format") == "face_trainer" else {}
+    model = checkpoint.build_model(ckpt, cfg.initial_model, **overrides)
+    pre = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else preprocess_of(cfg)
+    dev = devices.resolve(cfg.device)
+    return report_pairs([(model.to(dev), pre)], pairs, output=cfg.output, device=dev, workers=cfg.workers, tta=cfg.tta)

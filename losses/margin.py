@@ -1,0 +1,90 @@
+"""Margin-based softmax losses over a normalised classifier: CosFace, ArcFace, sub-centre ArcFace.
+
+logits = s * f(cos theta_y) for the true class, s * cos theta_j otherwise, with
+  CosFace (Wang et al. 2018):  f = cos theta - m
+  ArcFace (Deng et al. 2019):  f = cos(theta + m), computed as cos*cos_m - sin*sin_m with a
+    clamped sqrt; where theta + m > pi the curve is continued as cos theta - m sin(m) (the
+    insightface fallback), or with `easy_margin` only applied where cos theta > 0.
+Logits are always computed in fp32, so fp16/bf16 autocast cannot overflow s = 64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import FaceLoss
+from .registry import register_loss
+
+
+class NormalizedClassifierLoss(FaceLoss):
+    """Cosine logits against `weight` (num_classes * k, dim); subclasses bend the true-class cosine."""
+
+    def __init__(self, embedding_dim: int, num_classes: int, scale: float, margin: float, subcenters: int = 1):
+        super().__init__()
+        self.num_classes = num_classes
+        self.scale = float(scale)
+        self.margin = float(margin)
+        self.subcenters = subcenters
+        self.weight = nn.Parameter(torch.empty(num_classes * subcenters, embedding_dim))
+        nn.init.xavier_normal_(self.weight)
+
+    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
+        cos = F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.weight.float(), dim=1))
+        if self.subcenters > 1:  # the nearest sub-centre speaks for its class
+            cos = cos.view(-1, self.num_classes, self.subcenters).amax(dim=2)
+        return cos.clamp(-1.0, 1.0)
+
+    def bend(self, cos_y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(embeddings.device.type, enabled=False):
+            cos = self.cosine(embeddings)
+            one_hot = F.one_hot(labels, self.num_classes).bool()
+            cos_y = cos.gather(1, labels[:, None])
+            logits = torch.where(one_hot, self.bend(cos_y), cos) * self.scale
+            loss = F.cross_entropy(logits, labels)
+        self.stats = {"accuracy": (cos.argmax(1) == labels).float().mean().item()}
+        return loss
+
+
+class CosFace(NormalizedClassifierLoss):
+    def bend(self, cos_y):
+        return cos_y - self.margin
+
+
+class ArcFace(NormalizedClassifierLoss):
+    def __init__(self, embedding_dim, num_classes, scale=64.0, margin=0.5, easy_margin=False, subcenters=1):
+        super().__init__(embedding_dim, num_classes, scale, margin, subcenters)
+        self.easy_margin = easy_margin
+        self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
+        self.th = math.cos(math.pi - margin)  # theta + m > pi beyond this cosine
+        self.mm = math.sin(math.pi - margin) * margin
+
+    def bend(self, cos_y):
+        sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp(min=1e-7))
+        phi = cos_y * self.cos_m - sin_y * self.sin_m
+        if self.easy_margin:
+            return torch.where(cos_y > 0, phi, cos_y)
+        return torch.where(cos_y > self.th, phi, cos_y - self.mm)
+
+
+@register_loss(aliases=("amsoftmax",))
+def cosface(*, embedding_dim, num_classes, scale=64.0, margin=0.35):
+    return CosFace(embedding_dim, num_classes, scale, margin)
+
+
+@register_loss(aliases=("aamsoftmax",))
+def arcface(*, embedding_dim, num_classes, scale=64.0, margin=0.5, easy_margin=False):
+    return ArcFace(embedding_dim, num_classes, scale, margin, easy_margin)
+
+
+@register_loss()
+def subcenter_arcface(*, embedding_dim, num_classes, scale=64.0, margin=0.5, subcenters=3):
+    """Sub-centre ArcFace (Deng et al. 2020): `weight` is (num_classes * subcenters, dim),
+    class c owning rows c*subcenters .. c*subcenters + subcenters - 1."""
+    return ArcFace(embedding_dim, num_classes, scale, margin, False, subcenters)

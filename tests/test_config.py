@@ -1,0 +1,63 @@
+"""Typed config: presets, overrides, face_trainer aliases, and clear errors for typos."""
+
+from __future__ import annotations
+
+import pytest
+
+from facerec import config
+from facerec.cli import build_parser
+from facerec.commands.train import build_config
+from facerec.errors import FacerecError
+
+
+def parse(argv):
+    return build_config(build_parser().parse_args(["train", *argv]))
+
+
+def test_baseline_preset_is_the_course_baseline():
+    cfg = config.load(["baseline"])
+    assert (cfg.model, cfg.loss, cfg.optimizer, cfg.lr, cfg.scheduler, cfg.lr_decay) == (
+        "resnet18", "softmax", "adam", 1e-3, "steplr", 0.90)
+    assert (cfg.embedding_dim, cfg.batch_classes, cfg.epochs, cfg.input_size, cfg.resize) == (512, 100, 10, 224, 256)
+
+
+def test_face_trainer_flags_are_aliases():
+    cfg = parse(["--nOut", "256", "--batch_size", "50", "--nPerClass", "2", "--trainfunc", "triplet",
+                 "--max_epoch", "3", "--save_path", "exps/x", "--mixedprec", "--margin", "0.3", "--hard_rank", "5",
+                 "--train_path", "t", "--test_list", "v.csv", "--gpu", "0", "--nClasses", "10"])
+    assert (cfg.embedding_dim, cfg.batch_classes, cfg.per_class, cfg.loss, cfg.epochs, cfg.out, cfg.amp) == (
+        256, 50, 2, "triplet", 3, "exps/x", "fp16")
+    assert cfg.loss_options == {"margin": 0.3, "hard_rank": 5}
+    assert (cfg.train, cfg.test_list, cfg.device, cfg.num_classes) == ("t", "v.csv", "0", 10)
+
+
+def test_namespaced_loss_options_and_presets_compose(tmp_path):
+    extra = tmp_path / "mine.yaml"
+    extra.write_text("loss: arcface+triplet\nloss_weights: [0.5, 0.5]\nloss_options: {arcface.margin: 0.3}\n")
+    cfg = parse(["--preset", "baseline", "--preset", str(extra), "--loss-opt", "triplet.margin=0.2", "--lr", "5e-4"])
+    assert cfg.loss == "arcface+triplet" and cfg.loss_weights == [0.5, 0.5]
+    assert cfg.loss_options == {"arcface.margin": 0.3, "triplet.margin": 0.2}
+    assert cfg.lr == 5e-4 and cfg.model == "resnet18"
+
+
+def test_unknown_key_names_the_nearest(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("lerning_rate: 0.1\nepochs: 2\n")
+    with pytest.raises(FacerecError, match=r"typo.yaml: unknown key 'lerning_rate'"):
+        config.load([str(bad)])
+    with pytest.raises(FacerecError, match=r"did you mean 'epochs'"):
+        config.load([], {"epoch": 3})
+
+
+def test_bad_values_are_named():
+    with pytest.raises(FacerecError, match="epochs expects int"):
+        config.load([], {"epochs": "ten"})
+    with pytest.raises(FacerecError, match="optimizer must be one of"):
+        config.load([], {"optimizer": "adagrad"})
+    with pytest.raises(FacerecError, match="unknown preset 'baselin'.*did you mean 'baseline'"):
+        config.load(["baselin"])
+
+
+def test_unknown_flag_is_refused():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--lerning-rate", "0.1"])

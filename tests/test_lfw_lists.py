@@ -1,0 +1,56 @@
+"""`facerec lists lfw` against the official protocol files' own counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facerec.cli import main
+from facerec.data import lfw
+from facerec.data.lists import read_pairs, read_train_list
+
+
+@pytest.fixture(scope="module")
+def lfw_lists(tmp_path_factory, data_root_lfw):
+    out = tmp_path_factory.mktemp("lists")
+    assert main(["lists", "lfw", "--data-root", str(data_root_lfw), "--out", str(out)]) == 0
+    return out
+
+
+def test_view1(lfw_lists, lfw_dir):
+    train = read_train_list(lfw_lists / "view1_train.txt")
+    people = [l.split("\t") for l in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
+    assert train.num_classes == 4038 == len(people)
+    assert len(train) == sum(int(n) for _, n in people)
+    val = read_pairs(lfw_lists / "view1_val_pairs.csv")
+    assert len(val) == 1000 and val.labels.sum() == 500
+    val_ids = {p.split("/")[0] for p in val.path1 + val.path2}
+    assert not val_ids & set(train.identities)  # View 1 is identity-disjoint
+
+
+def test_view2_folds(lfw_lists):
+    pairs = read_pairs(lfw_lists / "view2_pairs.csv")
+    assert len(pairs) == 6000 and sorted(set(pairs.folds.tolist())) == list(range(1, 11))
+    fold1 = pairs.folds == 1
+    assert pairs.labels[fold1].sum() == 300 and fold1.sum() == 600
+    train = read_train_list(lfw_lists / "view2_train_fold01.txt")
+    fold1_ids = {p.split("/")[0] for i, (a, b) in enumerate(zip(pairs.path1, pairs.path2)) if fold1[i] for p in (a, b)}
+    assert not fold1_ids & set(train.identities)
+
+
+def test_pairs_file_parsing_first_lines(lfw_dir):
+    layout = lfw.find(lfw_dir.parent)
+    labels, p1, p2, folds = lfw.read_pairs_file(lfw_dir / "pairsDevTest.txt", layout)
+    first = (lfw_dir / "pairsDevTest.txt").read_text().splitlines()[1].split("\t")
+    assert labels[0] == 1 and p1[0] == f"{first[0]}/{first[0]}_{int(first[1]):04d}.jpg"
+    assert p2[0] == f"{first[0]}/{first[0]}_{int(first[2]):04d}.jpg"
+    assert labels[-1] == 0 and set(folds) == {1}
+
+
+def test_missing_lfw_is_clear(tmp_path):
+    from facerec.errors import FacerecError
+
+    with pytest.raises(FacerecError, match="LFW images not found"):
+        lfw.find(tmp_path)
+    assert main(["lists", "lfw", "--data-root", str(tmp_path / "nowhere")]) == 2

@@ -1,0 +1,151 @@
+"""The trainer end to end on real ORL faces: run, kill -9 and resume, fine-tune, refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from facerec import config
+from facerec.cli import main
+from facerec.errors import FacerecError
+from facerec.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"model": "resnet18", "input_size": 32, "embedding_dim": 64, "batch_classes": 10, "per_class": 2,
+         "lr": 0.002, "workers": 0, "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def orl_lists(tmp_path_factory, orl_dir):
+    out = tmp_path_factory.mktemp("orl_lists")
+    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
+    return out
+
+
+def small_cfg(orl_lists, out, **kw):
+    values = {**SMALL, "train": str(orl_lists / "orl_train.txt"), "val": str(orl_lists / "orl_val_pairs.csv"),
+              "out": str(out), "epochs": 2, **kw}
+    return config.load([], values)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_two_epoch_run_on_orl_writes_everything(orl_lists, tmp_path):
+    summary = Trainer(small_cfg(orl_lists, tmp_path, loss="arcface"), progress=False, log=lambda *_: None).fit()
+    run = Path(summary["run_dir"])
+    for name in ("config.yaml", "env.json", "metrics.csv", "last.pt", "best.pt", "scores.txt", "curves.png",
+                 "roc_det.png", "summary.json"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").iterdir())
+    r = rows(run)
+    assert [int(x["epoch"]) for x in r] == [1, 2] and all(0 <= float(x["val_eer"]) <= 100 for x in r)
+    # A random-weight net sits near 50% EER on ORL; two epochs must do clearly better.
+    assert summary["best_eer"] < 30
+    first = (run / "scores.txt").read_text().splitlines()[0].split(",")
+    assert len(first) == 4 and first[1] in ("0", "1")
+    ckpt = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
+    assert ckpt["model"]["name"] == "resnet18" and ckpt["loss"]["state_dict"]["weight"].shape == (30, 64)
+    # The checkpoint scores the val pairs again through `facerec eval` with the same EER.
+    out = tmp_path / "eval_scores.csv"
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--pairs", str(orl_lists / "orl_val_pairs.csv"),
+                 "--output", str(out), "--workers", "0"]) == 0
+    assert main(["score", str(out), "--json"]) == 0
+
+
+def test_kill_and_resume_matches_uninterrupted(orl_lists, tmp_path):
+    args = ["--model", "resnet18", "--input-size", "32", "--embedding-dim", "64", "--batch-classes", "10",
+            "--per-class", "2", "--workers", "0", "--seed", "3", "--loss", "cosface", "--epochs", "3",
+            "--train", str(orl_lists / "orl_train.txt"), "--val", str(orl_lists / "orl_val_pairs.csv")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def train(out, extra=(), kill_after=None):
+        e = dict(env)
+        if kill_after:
+            e["FACEREC_FAULT_KILL_AFTER_STEPS"] = str(kill_after)
+        return subprocess.run([sys.executable, "-m", "facerec.cli", "train", *args, "--out", str(out), *extra],
+                              env=e, capture_output=True, text=True, timeout=300)
+
+    full = train(tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    # 300 ORL train images / 20 per batch = 15 steps an epoch: step 20 is mid-epoch 2.
+    killed = train(tmp_path / "killed", kill_after=20)
+    assert killed.returncode == -9, killed.stderr
+    run_dir = next((tmp_path / "killed").iterdir())
+    assert len(rows(run_dir)) == 1  # only epoch 1 completed
+    resumed = subprocess.run([sys.executable, "-m", "facerec.cli", "train", "--resume", str(run_dir)],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = rows(next((tmp_path / "full").iterdir())), rows(run_dir)
+    keys = ["epoch", "loss", "val_eer", "train_accuracy", "lr"]
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+
+
+def test_over_budget_model_refused_before_any_data_is_read(tmp_path):
+    cfg = config.load([], {"model": "resnet34", "train": str(tmp_path / "does_not_exist.txt")})
+    with pytest.raises(FacerecError, match="resnet34") as exc:
+        Trainer(cfg, progress=False).fit()
+    assert "does_not_exist" not in str(exc.value)  # the guard spoke first
+    assert not any(tmp_path.iterdir())
+
+
+def test_triplet_needs_two_per_class(orl_lists, tmp_path):
+    with pytest.raises(FacerecError, match="at least 2 images per identity"):
+        Trainer(small_cfg(orl_lists, tmp_path, loss="triplet", per_class=1), progress=False).fit()
+
+
+def test_nclasses_checked_against_data(orl_lists, tmp_path):
+    with pytest.raises(FacerecError, match="num_classes is 99 but .* has 30 identities"):
+        Trainer(small_cfg(orl_lists, tmp_path, num_classes=99), progress=False).fit()
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(orl_lists, tmp_path):
+    cfg = small_cfg(orl_lists, tmp_path, loss="softmax", lr=1e6, optimizer="sgd", momentum=0.0, epochs=20)
+    with pytest.raises(FacerecError, match="loss became (nan|inf)") as exc:
+        Trainer(cfg, progress=False, log=lambda *_: None).fit()
+    assert "last good checkpoint" in str(exc.value)
+
+
+def test_finetune_gets_new_classifier_and_can_freeze_trunk(orl_lists, tmp_path):
+    first = Trainer(small_cfg(orl_lists, tmp_path / "a", epochs=1, loss="arcface"), progress=False,
+                    log=lambda *_: None).fit()
+    best = Path(first["run_dir"]) / "best.pt"
+    trunk_before = torch.load(best, weights_only=True)["model"]["state_dict"]
+    # Fine-tune on the val identities (a disjoint set: the leakage check is about train vs val, so skip it here).
+    ft_train = tmp_path / "ft_train.txt"
+    val_ids = sorted({l.split(",")[1].split("/")[0] for l in (orl_lists / "orl_val_pairs.csv").read_text().splitlines()
+                      if not l.startswith("#")})
+    root = (orl_lists / "orl_train.txt").read_text().splitlines()[0]
+    ft_train.write_text(root + "\n" + "".join(f"{i} {i}/{k}.pgm\n" for i in val_ids for k in range(1, 11)))
+    cfg = small_cfg(orl_lists, tmp_path / "b", train=str(ft_train), epochs=1, loss="arcface", finetune_from=str(best),
+                    freeze_trunk_epochs=1, check_leakage=False)
+    t = Trainer(cfg, progress=False, log=lambda *_: None)
+    t.fit()
+    after = t.model.state_dict()
+    assert t.loss.weight.shape == (len(val_ids), 64)
+    conv = "trunk.conv1.weight"
+    assert torch.equal(after[conv], trunk_before[conv])  # frozen trunk did not move
+    assert not torch.equal(after["head.fc.weight"], trunk_before["head.fc.weight"])  # the head trained
+
+
+def test_eval_only_writes_submission_file(orl_lists, tmp_path):
+    first = Trainer(small_cfg(orl_lists, tmp_path / "a", epochs=1), progress=False, log=lambda *_: None).fit()
+    test_list = tmp_path / "test.csv"
+    lines = [l for l in (orl_lists / "orl_val_pairs.csv").read_text().splitlines() if not l.startswith("#")][:20]
+    test_list.write_text("".join("," + ",".join(l.split(",")[1:3]) + "\n" for l in lines))  # no labels
+    root = (orl_lists / "orl_val_pairs.csv").read_text().splitlines()[0].split(":", 1)[1].strip()
+    out = tmp_path / "submission.csv"
+    assert main(["train", "--eval", "--initial_model", str(Path(first["run_dir"]) / "best.pt"),
+                 "--test_list", str(test_list), "--test_path", root, "--output", str(out), "--workers", "0"]) == 0
+    got = out.read_text().splitlines()
+    assert len(got) == 20 and all(len(l.split(",")) == 4 for l in got)
+    json.dumps(got)
