@@ -1,16 +1,30 @@
-"""ResNet family (torchvision blocks, built from scratch; never pretrained)."""
+"""ResNet family with a width multiplier, built from torchvision's blocks (never pretrained).
+
+At width 1.0 the trunk is torchvision's ResNet with `fc` removed, parameter for parameter
+(resnet18: 11,176,512). `width` scales every stage's channels (rounded to multiples of 8).
+Stem: `auto` keeps the ImageNet stem (7x7/2 conv + 3x3/2 max-pool) from 128 px up and drops
+the max-pool below 128 px, where it would leave a 2x2 map at layer4 (64 px: 4x4 instead);
+`imagenet` or `face` force either. `head_bn` adds a BatchNorm1d after the projection (the BN-neck margin losses like). The attention variants (se_resnet18, cbam_resnet18) live in
+their own files and reuse `ResNetTrunk` with an attention factory.
+"""
 
 from __future__ import annotations
 
+from typing import Callable
+
+import torch
 from torch import nn
-from torchvision.models import resnet as tv
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from .base import EmbeddingHead, FaceModel
 from .registry import register_model
 
 
-def _stem_keeps_maxpool(stem: str, input_size: int) -> bool:
-    # Below 128 px the ImageNet stem leaves a 2x2..3x3 map at layer4; face nets drop the max-pool there.
+def scaled(channels: int, width: float) -> int:
+    return max(8, int(round(channels * width / 8)) * 8)
+
+
+def stem_keeps_maxpool(stem: str, input_size: int) -> bool:
     if stem == "auto":
         return input_size >= 128
     if stem not in ("imagenet", "face"):
@@ -18,16 +32,109 @@ def _stem_keeps_maxpool(stem: str, input_size: int) -> bool:
     return stem == "imagenet"
 
 
-def _resnet(name, block, layers, embedding_dim, input_size, stem, dropout):
-    net = tv.ResNet(block, layers)
-    if not _stem_keeps_maxpool(stem, input_size):
-        net.maxpool = nn.Identity()
-    feat = net.fc.in_features
-    net.fc = nn.Identity()
-    head = EmbeddingHead(feat, embedding_dim, dropout=dropout)
-    return FaceModel(net, head, name=name, embedding_dim=embedding_dim, input_size=input_size)
+class AttentionBasicBlock(BasicBlock):
+    """BasicBlock with a channel/spatial attention module applied to the residual branch."""
+
+    def __init__(self, *args, attention: Callable[[int], nn.Module], **kw):
+        super().__init__(*args, **kw)
+        self.attention = attention(self.bn2.num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.attention(self.bn2(self.conv2(out)))
+        return self.relu(out + identity)
+
+
+class ResNetTrunk(nn.Module):
+    """conv1-bn-relu-[maxpool]-layer1..4-avgpool-flatten: image -> feature vector."""
+
+    def __init__(self, block, layers, *, width: float = 1.0, maxpool: bool = True,
+                 attention: Callable[[int], nn.Module] | None = None):
+        super().__init__()
+        self.inplanes = scaled(64, width)
+        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if maxpool else nn.Identity()
+        self.attention = attention
+        self.layer1 = self._make_layer(block, scaled(64, width), layers[0])
+        self.layer2 = self._make_layer(block, scaled(128, width), layers[1], stride=2)
+        self.layer3 = self._make_layer(block, scaled(256, width), layers[2], stride=2)
+        self.layer4 = self._make_layer(block, scaled(512, width), layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.out_features = self.inplanes
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _block(self, block, *args, **kw):
+        if self.attention is not None:
+            return AttentionBasicBlock(*args, attention=self.attention, **kw)
+        return block(*args, **kw)
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [self._block(block, self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [self._block(block, self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+
+def build_resnet(name, block, layers, *, embedding_dim, input_size, width=1.0, stem="auto", dropout=0.0,
+                 head_bn=False, attention=None) -> FaceModel:
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    trunk = ResNetTrunk(block, layers, width=width, maxpool=stem_keeps_maxpool(stem, input_size), attention=attention)
+    head = EmbeddingHead(trunk.out_features, embedding_dim, dropout=dropout, bn=head_bn)
+    return FaceModel(trunk, head, name=name, embedding_dim=embedding_dim, input_size=input_size)
 
 
 @register_model()
-def resnet18(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0):
-    return _resnet("resnet18", tv.BasicBlock, [2, 2, 2, 2], embedding_dim, input_size, stem, dropout)
+def resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False):
+    return build_resnet("resnet18", BasicBlock, [2, 2, 2, 2], embedding_dim=embedding_dim, input_size=input_size,
+                        width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+
+
+@register_model()
+def resnet18_w075(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False):
+    return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.75, stem=stem, dropout=dropout, head_bn=head_bn)
+
+
+@register_model()
+def resnet18_w050(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False):
+    return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.5, stem=stem, dropout=dropout, head_bn=head_bn)
+
+
+@register_model()
+def resnet34(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False):
+    """Stock ResNet34: 21.3M trunk parameters, over the 11.5M budget (the guard refuses it)."""
+    return build_resnet("resnet34", BasicBlock, [3, 4, 6, 3], embedding_dim=embedding_dim, input_size=input_size,
+                        width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+
+
+@register_model()
+def resnet34_slim(*, embedding_dim=512, input_size=112, width=0.725, stem="auto", dropout=0.0, head_bn=False):
+    """ResNet34's depth at 0.725 width (channels 48/96/184/368): the widest that fits 11.5M."""
+    return build_resnet("resnet34_slim", BasicBlock, [3, 4, 6, 3], embedding_dim=embedding_dim,
+                        input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+
+
+@register_model()
+def resnet18_bottleneck(*, embedding_dim=512, input_size=112, width=0.875, stem="auto", dropout=0.0, head_bn=False):
+    """Bottleneck blocks (x4 expansion) in ResNet18's [2, 2, 2, 2] layout, at a width that fits."""
+    return build_resnet("resnet18_bottleneck", Bottleneck, [2, 2, 2, 2], embedding_dim=embedding_dim,
+                        input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn)

@@ -1,0 +1,24 @@
+"""EfficientNet-B0 (Tan & Le 2019) from torchvision's builder, random init, `width_mult` exposed.
+
+Trunk: `features` + global average pool; head: Linear to the embedding. Below 128 px the stem
+stride is 1 (as mobilenetv2) so 64 px inputs end on a 4x4 map.
+"""
+
+from __future__ import annotations
+
+from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+from .base import EmbeddingHead, FaceModel
+from .mobilenetv2 import PooledFeatures
+from .registry import register_model
+
+
+@register_model()
+def efficientnet_b0(*, embedding_dim=512, input_size=112, width_mult=1.0, depth_mult=1.0, dropout=0.0):
+    setting, last_channel = _efficientnet_conf("efficientnet_b0", width_mult=width_mult, depth_mult=depth_mult)
+    net = EfficientNet(setting, dropout=0.2, last_channel=last_channel)
+    if input_size < 128:
+        net.features[0][0].stride = (1, 1)
+    out = net.classifier[1].in_features
+    return FaceModel(PooledFeatures(net.features, out), EmbeddingHead(out, embedding_dim, dropout=dropout),
+                     name="efficientnet_b0", embedding_dim=embedding_dim, input_size=input_size)
