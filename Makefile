@@ -11,10 +11,8 @@ EPOCHS ?=
 DATA   ?=
 VAL    ?=
 ARGS   ?=
-PHASE  ?= baseline
-QUICK  ?=
 
-.PHONY: setup test demo train finetune params lists bench experiments clean
+.PHONY: setup test demo train finetune params lists bench clean
 
 setup: $(STAMP)
 
@@ -51,3 +49,10 @@ demo: $(STAMP)
 # Pretrain on one half of the View 1 training identities, fine-tune on the other half.
 finetune: $(STAMP)
 	$(PY) scripts/finetune_demo.py $(ARGS)
+
+# Measured figures, appended to docs/benchmarks.md (CPU: well under 15 minutes).
+bench: $(STAMP)
+	$(PY) scripts/bench_score.py
+	$(PY) scripts/bench_eval.py --model resnet18 --input-size 112
+	$(PY) scripts/bench_train.py --models resnet18,mobilefacenet --input-size 112
+	$(FACEREC) params --input-size 112 | tee /dev/stderr | $(PY) scripts/benchlog.py "Backbones at 112 px" "facerec params --input-size 112"

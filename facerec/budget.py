@@ -1,8 +1,16 @@
 """Parameter budget: the trunk counts (the course rule: <= 11.5M, final FC excluded); the head
 (final projection to the embedding) and the loss's classifier are reported apart.
 
-The guard builds the model on the CPU from its name alone, so it runs before any data is read,
-any optimiser exists or any GPU is touched.
+The guard builds the model on the meta device from its name alone (shapes only: no memory, no
+init, ~0.1 s), so it runs before any data is read, any optimiser exists or any GPU is touched.
+
+Cost helpers, all on a copy so the caller's model is never touched:
+- `flops`: FLOPs = 2 x the multiply-accumulates thop counts for one 1 x 3 x S x S image. thop
+  counts nn.Module layers only, so functional ops (TinyViT's attention matmuls, the SE/CBAM
+  poolings) are missing and attention models read low.
+- `size_mb`: fp32 bytes of parameters and buffers, MB = 10^6 bytes.
+- `latency_ms`: median CPU ms per image, eval mode, inference_mode, channels_last, current
+  thread count; no fusion, so it times the model as trained.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+import warnings
 
 import torch
 from torch import nn
@@ -18,6 +27,9 @@ from .errors import FacerecError
 
 DEFAULT_BUDGET = 11_500_000
 SCOPES = ("trunk", "trunk+head")
+WIDTH_KNOBS = ("width", "width_mult")
+WIDTH_GRID = 0.01
+WIDTH_MAX = 4.0
 
 
 def count(module: nn.Module | None) -> int:
@@ -25,6 +37,7 @@ def count(module: nn.Module | None) -> int:
 
 
 def counts(model: nn.Module, loss: nn.Module | None = None) -> dict:
+    """trunk/head/total of the model; the loss's own parameters (its classifier) apart."""
     return {"trunk_params": count(model.trunk), "head_params": count(model.head), "total_params": count(model),
             "classifier_params": count(loss)}
 
@@ -38,41 +51,57 @@ def budgeted(c: dict, scope: str) -> int:
 def _build(name: str, **kw) -> nn.Module:
     import models
 
-    with torch.device("meta"):  # counts need shapes only: no memory, no init time
+    with torch.device("meta"):
         return models.create(name, **kw)
 
 
-def largest_fitting_width(name: str, budget: int, scope: str, **kw) -> float | None:
-    """The largest `width` (multiplier keyword of the family) in 0.05 steps that fits, or None
-    when the family has no width keyword."""
+def width_knob(name: str) -> str | None:
     import models
 
     accepted = models.MODELS.accepted_keywords(name)
-    knob = next((k for k in ("width", "width_mult") if k in accepted), None)
+    return next((k for k in WIDTH_KNOBS if k in accepted), None)
+
+
+def largest_fitting_width(name: str, budget: int, scope: str = "trunk", **kw) -> float | None:
+    """Largest multiple of 0.01 (up to 4.0) for the family's width keyword that fits, by binary
+    search (channel counts only grow with width); None when even 0.01 is over. Raises
+    LookupError when the family has no width keyword."""
+    knob = width_knob(name)
     if knob is None:
-        return None
+        raise LookupError(name)
     kw = {k: v for k, v in kw.items() if k != knob}
-    best = None
-    for step in range(1, 41):
-        w = round(step * 0.05, 2)
-        if budgeted(counts(_build(name, **{knob: w}, **kw)), scope) <= budget:
-            best = w
-        else:
-            break
-    return best
+
+    def fits(step: int) -> bool:
+        return budgeted(counts(_build(name, **kw, **{knob: round(step * WIDTH_GRID, 2)})), scope) <= budget
+
+    lo, hi = 0, int(round(WIDTH_MAX / WIDTH_GRID))  # invariant: lo fits (0 stands for "none"), above hi untested
+    if fits(hi):
+        return WIDTH_MAX
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return round(lo * WIDTH_GRID, 2) if lo else None
 
 
-def check_budget(name: str, *, budget: int = DEFAULT_BUDGET, scope: str = "trunk", **kw) -> dict:
+def check_budget(name: str, embedding_dim: int = 512, input_size: int = 112, budget: int = DEFAULT_BUDGET,
+                 scope: str = "trunk", **model_kw) -> dict:
+    """The counts when `name` fits the budget; otherwise a FacerecError with the counts, the
+    budget and the widest setting of the family's width keyword that would fit."""
+    kw = {"embedding_dim": embedding_dim, "input_size": input_size, **model_kw}
     c = counts(_build(name, **kw))
     used = budgeted(c, scope)
-    if used > budget:
+    if used <= budget:
+        return c
+    try:
         width = largest_fitting_width(name, budget, scope, **kw)
-        hint = (f"; the largest width multiplier of this family that fits is {width}" if width
-                else "; this family has no width multiplier: choose a smaller model (facerec params lists them)")
-        raise FacerecError(
-            f"model {name} has {used:,} parameters in scope '{scope}' (trunk {c['trunk_params']:,}, head "
-            f"{c['head_params']:,}), over the budget of {budget:,}{hint}")
-    return c
+        knob = width_knob(name)
+        hint = (f"; the largest width multiplier of this family that fits is {width} ({knob}={width})" if width
+                else f"; no {knob} of this family fits")
+    except LookupError:
+        hint = "; this family has no width multiplier: choose a smaller model (`facerec params` lists them)"
+    raise FacerecError(
+        f"model {name} has {used:,} parameters in scope '{scope}' (trunk {c['trunk_params']:,}, head "
+        f"{c['head_params']:,}), over the budget of {budget:,}{hint}")
 
 
 def describe_model(model: nn.Module, loss: nn.Module | None = None) -> str:
@@ -82,22 +111,27 @@ def describe_model(model: nn.Module, loss: nn.Module | None = None) -> str:
 
 
 def flops(model: nn.Module, input_size: int) -> int:
-    """Multiply-accumulates of one forward pass at batch 1, counted by thop, times 2 (FLOPs)."""
+    """FLOPs (2 x multiply-accumulates, as counted by thop) of one image at batch 1."""
     from thop import profile
 
-    m = copy.deepcopy(model).eval()  # thop leaves counters on the modules it profiles
-    with torch.inference_mode():
+    m = copy.deepcopy(model).eval()  # thop leaves total_ops/total_params buffers on what it profiles
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # thop's own deprecation notices, not the user's concern
         macs, _ = profile(m, inputs=(torch.zeros(1, 3, input_size, input_size),), verbose=False)
     return int(2 * macs)
 
 
+def size_mb(model: nn.Module) -> float:
+    tensors = list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]
+    return sum(t.numel() for t in tensors) * 4 / 1e6
+
+
 def latency_ms(model: nn.Module, input_size: int, batch: int, repeats: int = 5) -> float:
-    """Median ms per image on the CPU in inference mode, channels_last."""
     m = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, 3, input_size, input_size).contiguous(memory_format=torch.channels_last)
     times = []
     with torch.inference_mode():
-        m(x)  # warm-up
+        m(x)  # warm-up: oneDNN picks its kernels on the first call
         for _ in range(repeats):
             t = time.perf_counter()
             m(x)

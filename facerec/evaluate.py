@@ -81,5 +81,5 @@ def report_pairs(members, pairs: PairList, *, output=None, plot=None, as_json: b
     if plot:
         plots.plot_roc_det({"eval": (result.scores, pairs.labels)}, plot)
         m["plot"] = plot
-    print(json.dumps(m) if as_json else metrics.format_table(m))
+    print(json.dumps(metrics.jsonable(m)) if as_json else metrics.format_table(m))
     return 0

@@ -1,13 +1,29 @@
-"""Verification metrics from (scores, labels[, folds]).
+"""Verification metrics from (scores, labels[, folds]); a pair is accepted when score >= threshold.
 
-EER uses face_trainer's definition so course numbers compare:
+EER is face_trainer's definition, so course numbers compare:
     fpr, tpr, thr = sklearn.metrics.roc_curve(labels, scores, pos_label=1); fnr = 1 - tpr
-    idx = nanargmin(|fnr - fpr|); EER = max(fpr[idx], fnr[idx]) * 100
-The ROC here is built with one sort and cumulative sums and equals sklearn's roc_curve
-(drop_intermediate=True, the default face_trainer used) point for point.
+    idx = nanargmin(|fnr - fpr|); EER = max(fpr[idx], fnr[idx]) * 100; threshold = thr[idx]
+The ROC is built here with one sort and cumulative sums and equals roc_curve point for point,
+including its default drop_intermediate=True. That default matters: dropping the inner points
+of a straight run (a run of tied scores, or several same-label pairs in a row) can move the
+|fnr - fpr| minimum, so the EER of the full curve may differ from face_trainer's (the tests
+show a 5-pair case where it does). AUC is the trapezoid area of that same curve
+(= roc_auc_score).
+
+TAR@FAR=x is the largest TPR of any threshold (a distinct score, or +inf for "accept
+nothing") whose FPR <= x. It is read from every operating point, not from the thinned curve,
+whose dropped inner points of a tied run can be the best one under x.
+
+Best accuracy maximises (TP + TN) / n over the same thresholds; on a tie the strictest
+(highest) threshold wins. The LFW protocol's k-fold accuracy picks, for each fold, the best
+threshold of the other folds this way (from their own distinct scores) and reports the held-out
+fold's accuracy; mean and standard error std(ddof=1) / sqrt(k) over the folds.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,124 +32,155 @@ from .errors import FacerecError
 FAR_TARGETS = ("0.1", "0.01", "0.001")
 
 
-def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
-    if scores.shape != labels.shape or scores.ndim != 1:
+    if scores.ndim != 1 or scores.shape != labels.shape:
         raise FacerecError(f"scores and labels must be 1-D of equal length, got {scores.shape} and {labels.shape}")
-    if not np.isin(labels, (0, 1)).all():
-        bad = np.flatnonzero(~np.isin(labels, (0, 1)))[:5]
-        raise FacerecError(f"labels must be 0 or 1 (pairs {bad.tolist()} are not)")
-    if np.isnan(scores).any():
-        raise FacerecError(f"{int(np.isnan(scores).sum())} score(s) are NaN")
-    n_pos = int(labels.sum())
-    if n_pos == 0 or n_pos == len(labels):
-        raise FacerecError("EER needs both same (1) and different (0) pairs; only one class is present")
-    return scores, labels.astype(np.int64)
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if len(bad):
+        raise FacerecError(f"labels must be 0 or 1; {len(bad)} are not (pairs {bad[:5].tolist()}"
+                           f"{', ...' if len(bad) > 5 else ''}); unknown test labels cannot be scored")
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if len(bad):
+        raise FacerecError(f"{len(bad)} score(s) are NaN or infinite (pairs {bad[:5].tolist()}"
+                           f"{', ...' if len(bad) > 5 else ''})")
+    n_pos = int(np.count_nonzero(labels))
+    if n_pos in (0, len(labels)):
+        raise FacerecError("EER needs both same (1) and different (0) pairs; only one class is present"
+                           if len(labels) else "no pairs to score")
+    return scores, labels.astype(np.int8)
 
 
-def _descending(scores: np.ndarray, labels: np.ndarray):
-    order = np.argsort(-scores, kind="stable")
-    return scores[order], labels[order], order
+@dataclass
+class _Points:
+    """Every operating point: counts for `score >= thr[i]`, index 0 being thr = +inf (accept nothing)."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    thr: np.ndarray
+    n_pos: int
+    n_neg: int
+    order: np.ndarray  # descending score order
+    ends: np.ndarray  # last sorted position of each run of equal scores
 
 
-def _counts(s: np.ndarray, y: np.ndarray):
-    """Cumulative (tp, fp, threshold) at the end of each run of equal scores, s sorted descending."""
-    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1] if len(s) else np.zeros(0, np.int64)
-    tps = np.cumsum(y)[ends]
-    return tps, 1 + ends - tps, s[ends]
+def _points(scores: np.ndarray, labels: np.ndarray) -> _Points:
+    # Order within tied scores is irrelevant: only counts at the end of each tie run are used.
+    order = np.argsort(scores)[::-1]
+    s = scores[order]
+    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tp = np.cumsum(labels[order], dtype=np.int64)[ends]
+    fp = ends + 1 - tp
+    n_pos = int(tp[-1])
+    return _Points(np.r_[0, tp], np.r_[0, fp], np.r_[np.inf, s[ends]], n_pos, len(s) - n_pos, order, ends)
 
 
-def _roc_sorted(s: np.ndarray, y: np.ndarray):
-    tps, fps, thresholds = _counts(s, y)
-    if len(fps) > 2:  # sklearn's drop_intermediate: drop collinear points
-        keep = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
-        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
-    tps = np.r_[0, tps]
-    fps = np.r_[0, fps]
-    return fps / fps[-1], tps / tps[-1], np.r_[np.inf, thresholds]
+def _roc(p: _Points) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tp, fp, thr = p.tp[1:], p.fp[1:], p.thr[1:]
+    if len(fp) > 2:  # sklearn's drop_intermediate, on the points before (0, 0) is prepended
+        keep = np.flatnonzero(np.r_[True, (np.diff(fp, 2) != 0) | (np.diff(tp, 2) != 0), True])
+        tp, fp, thr = tp[keep], fp[keep], thr[keep]
+    return np.r_[0, fp] / p.n_neg, np.r_[0, tp] / p.n_pos, np.r_[np.inf, thr]
 
 
 def roc(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) identical to sklearn.metrics.roc_curve(labels, scores)."""
-    s, y, _ = _descending(*_check(scores, labels))
-    return _roc_sorted(s, y)
+    """(fpr, tpr, thresholds), identical to sklearn.metrics.roc_curve(labels, scores)."""
+    return _roc(_points(*_check(scores, labels)))
 
 
-def eer(scores, labels) -> tuple[float, float]:
-    fpr, tpr, thr = roc(scores, labels)
-    return _eer(fpr, tpr, thr)
-
-
-def _eer(fpr, tpr, thr) -> tuple[float, float]:
+def eer_from_roc(fpr, tpr, thr) -> tuple[float, float]:
+    """(EER in percent, threshold) of a roc() curve."""
     fnr = 1 - tpr
     idx = np.nanargmin(np.abs(fnr - fpr))
     return float(max(fpr[idx], fnr[idx]) * 100), float(thr[idx])
+
+
+def eer(scores, labels) -> tuple[float, float]:
+    """(EER in percent, its threshold), face_trainer's definition."""
+    return eer_from_roc(*roc(scores, labels))
 
 
 def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
-    """The largest TPR among ROC points whose FPR <= target (0 when none)."""
-    ok = fpr <= target + 1e-12
-    return float(tpr[ok].max()) if ok.any() else 0.0
+def _tar_at_far(p: _Points, far: float) -> float:
+    # fp only grows along the points, so the last one within budget has the largest tp.
+    # The small slack keeps e.g. 0.1 * 30 negatives from excluding exactly 3 false accepts.
+    i = int(np.searchsorted(p.fp, far * p.n_neg + 1e-9, side="right")) - 1
+    return float(p.tp[i] / p.n_pos)
 
 
-def _best_accuracy_sorted(s: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Best accuracy of `score >= t` over every candidate t (each distinct score, plus +inf)."""
-    tp, fp, thr = _counts(s, y)
-    n_neg = len(y) - y.sum()
-    acc = np.r_[n_neg, tp + (n_neg - fp)] / len(y)
-    i = int(np.argmax(acc))
-    return float(acc[i]), float(np.r_[np.inf, thr][i])
+def _correct(p: _Points) -> np.ndarray:
+    return p.tp + (p.n_neg - p.fp)
 
 
 def best_accuracy(scores, labels) -> tuple[float, float]:
-    s, y, _ = _descending(np.asarray(scores, np.float64), np.asarray(labels, np.int64))
-    return _best_accuracy_sorted(s, y)
+    """(best accuracy, its threshold)."""
+    p = _points(*_check(scores, labels))
+    correct = _correct(p)
+    i = int(np.argmax(correct))
+    return float(correct[i] / (p.n_pos + p.n_neg)), float(p.thr[i])
 
 
-def fold_accuracy(scores, labels, folds, _sorted=None) -> np.ndarray:
-    """LFW protocol: for each fold, the threshold that maximises accuracy on the other folds
-    is applied to the held-out fold. One sort serves every fold (a subset of a sorted
-    sequence stays sorted)."""
-    scores = np.asarray(scores, np.float64)
-    labels = np.asarray(labels, np.int64)
-    s, y, order = _sorted or _descending(scores, labels)
-    f_sorted = np.asarray(folds)[order]
+def _fold_accuracy(p: _Points, labels: np.ndarray, folds) -> np.ndarray:
+    folds = np.asarray(folds)
+    if folds.shape != labels.shape:
+        raise FacerecError(f"folds must have one entry per pair, got {folds.shape} for {labels.shape[0]} pairs")
+    _, fold_sorted = np.unique(folds[p.order], return_inverse=True)
+    step = np.where(labels[p.order] == 1, 1, -1).astype(np.int32)  # a pair's effect on `correct` once accepted
+    correct_all = _correct(p)
     out = []
-    for f in np.unique(f_sorted):
-        train = f_sorted != f
-        _, t = _best_accuracy_sorted(s[train], y[train])
-        test = ~train
-        out.append(float(((s[test] >= t) == (y[test] == 1)).mean()))
-    return np.array(out)
+    for f in range(int(fold_sorted.max()) + 1):
+        mine = fold_sorted == f
+        n_neg = int(np.count_nonzero(step[mine] < 0))
+        # Correct decisions inside this fold at every threshold of the whole set. Thresholds at
+        # scores that occur only in this fold give the other folds the same count as the
+        # previous (higher) threshold, so argmax (first maximum) never picks one: the choice
+        # equals a search over the other folds' own distinct scores.
+        correct_f = np.r_[0, np.cumsum(np.where(mine, step, 0), dtype=np.int64)[p.ends]] + n_neg
+        best = int(np.argmax(correct_all - correct_f))
+        out.append(correct_f[best] / np.count_nonzero(mine))
+    return np.array(out, dtype=np.float64)
+
+
+def fold_accuracy(scores, labels, folds) -> np.ndarray:
+    """Held-out accuracy per fold (LFW protocol), in the sorted order of the fold ids."""
+    scores, labels = _check(scores, labels)
+    return _fold_accuracy(_points(scores, labels), labels, folds)
 
 
 def compute_all(scores, labels, folds=None) -> dict:
+    """Every metric in one pass over one sort. Fold keys appear when `folds` has 2+ distinct ids."""
     scores, labels = _check(scores, labels)
-    ordered = _descending(scores, labels)
-    fpr, tpr, thr = _roc_sorted(*ordered[:2])
-    e, e_thr = _eer(fpr, tpr, thr)
-    acc, acc_thr = _best_accuracy_sorted(*ordered[:2])
+    p = _points(scores, labels)
+    fpr, tpr, thr = _roc(p)
+    e, e_thr = eer_from_roc(fpr, tpr, thr)
+    correct = _correct(p)
+    best = int(np.argmax(correct))
     out = {
         "n_pairs": int(len(scores)),
-        "n_positive": int(labels.sum()),
-        "n_negative": int(len(labels) - labels.sum()),
+        "n_positive": p.n_pos,
+        "n_negative": p.n_neg,
         "eer": e,
         "eer_threshold": e_thr,
         "auc": auc(fpr, tpr),
-        "tar_at_far": {t: tar_at_far(fpr, tpr, float(t)) for t in FAR_TARGETS},
-        "best_accuracy": acc,
-        "best_threshold": acc_thr,
+        "tar_at_far": {t: _tar_at_far(p, float(t)) for t in FAR_TARGETS},
+        "best_accuracy": float(correct[best] / len(scores)),
+        "best_threshold": float(p.thr[best]),
     }
-    if folds is not None and len(np.unique(folds)) > 1:
-        fa = fold_accuracy(scores, labels, folds, ordered)
-        out.update(n_folds=int(len(fa)), fold_accuracy_mean=float(fa.mean()),
-                   fold_accuracy_sem=float(fa.std(ddof=1) / np.sqrt(len(fa))))
+    acc = _fold_accuracy(p, labels, folds) if folds is not None else ()
+    if len(acc) > 1:
+        out.update(n_folds=int(len(acc)), fold_accuracy_mean=float(acc.mean()),
+                   fold_accuracy_sem=float(acc.std(ddof=1) / math.sqrt(len(acc))))
     return out
+
+
+def jsonable(m: dict) -> dict:
+    """Strict JSON has no Infinity: a +inf threshold ("accept nothing") becomes null."""
+    return {k: jsonable(v) if isinstance(v, dict) else (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in m.items()}
 
 
 def format_table(m: dict) -> str:

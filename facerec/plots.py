@@ -16,30 +16,54 @@ def _pyplot():
     return plt
 
 
+def _thin(fpr: np.ndarray, tpr: np.ndarray, lo: float, n: int = 2000) -> np.ndarray:
+    """Indices of at most ~3n ROC points spread along log FAR, FAR and TAR. A million-pair
+    ROC has ~10^5 corners; drawn at this size they are indistinguishable and only slow."""
+    if len(fpr) <= 3 * n:
+        return np.arange(len(fpr))
+    targets = [(fpr, np.geomspace(lo, 1, n)), (fpr, np.linspace(0, 1, n)), (tpr, np.linspace(0, 1, n))]
+    idx = np.concatenate([np.searchsorted(a, t) for a, t in targets] + [[0, len(fpr) - 1]])
+    return np.unique(np.clip(idx, 0, len(fpr) - 1))
+
+
 def plot_roc_det(curves: dict, path, title: str = "") -> None:
-    """curves: label -> (scores, labels). ROC on a log FAR axis; DET on normal-deviate axes."""
+    """curves: legend label -> (scores, labels); several are overlaid to compare experiments.
+    Left: ROC, TAR against FAR on a log axis. Right: DET, FNR against FPR on normal-deviate
+    (probit) axes, where Gaussian score distributions give straight lines; the EER lies on
+    the dotted diagonal."""
     from scipy.stats import norm
 
-    from .metrics import eer, roc
+    from .metrics import eer_from_roc, roc
+
+    data = {}
+    for name, (scores, labels) in curves.items():
+        fpr, tpr, thr = roc(scores, labels)
+        data[name] = fpr, tpr, eer_from_roc(fpr, tpr, thr)[0], int(np.count_nonzero(np.asarray(labels) == 0))
+    # Rates below one pair in the largest set cannot be measured; start the axes there.
+    lo = min(0.01, max(1e-6, 1 / max(n for *_, n in data.values())))
+    probit = lambda p: norm.ppf(np.clip(p, lo / 2, 1 - lo / 2))  # noqa: E731  0 and 1 drawn at the edges
+    ticks = [t for t in (1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99) if t > lo / 2]
 
     plt = _pyplot()
     fig, (ax_roc, ax_det) = plt.subplots(1, 2, figsize=(11, 4.8))
-    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5])
-    for name, (scores, labels) in curves.items():
-        fpr, tpr, _ = roc(scores, labels)
-        e, _ = eer(scores, labels)
+    for name, (fpr, tpr, e, _) in data.items():
+        keep = _thin(fpr, tpr, lo)
+        fpr, tpr = fpr[keep], tpr[keep]
         label = f"{name} (EER {e:.2f}%)"
-        ax_roc.plot(np.maximum(fpr, 1e-4), tpr, label=label)
-        clip = lambda p: norm.ppf(np.clip(p, 1e-4, 1 - 1e-4))  # noqa: E731
-        ax_det.plot(clip(fpr), clip(1 - tpr), label=label)
-    ax_roc.set(xscale="log", xlim=(1e-4, 1), ylim=(0, 1), xlabel="false accept rate (FAR)",
+        ax_roc.plot(np.maximum(fpr, lo), tpr, label=label)
+        ax_det.plot(probit(fpr), probit(1 - tpr), label=label)
+    ax_roc.set(xscale="log", xlim=(lo, 1), ylim=(0, 1.01), xlabel="false accept rate (FAR)",
                ylabel="true accept rate (TAR)", title="ROC")
     ax_roc.grid(True, which="both", alpha=0.3)
-    ax_det.set(xticks=norm.ppf(ticks), xticklabels=[f"{t:g}" for t in ticks], yticks=norm.ppf(ticks),
-               yticklabels=[f"{t:g}" for t in ticks], xlabel="false accept rate", ylabel="false reject rate", title="DET")
-    ax_det.plot(norm.ppf([1e-3, 0.5]), norm.ppf([1e-3, 0.5]), "k:", lw=0.8)
-    ax_det.grid(True, alpha=0.3)
     ax_roc.legend(loc="lower right", fontsize=8)
+    edge = norm.ppf([lo / 2, 0.995])  # rates near 1 say little; zero rates are drawn on the low edge
+    ax_det.plot(edge, edge, "k:", lw=0.8)
+    tick_labels = [f"{t:g}" for t in ticks]
+    ax_det.set(xticks=norm.ppf(ticks), xticklabels=tick_labels, yticks=norm.ppf(ticks), yticklabels=tick_labels,
+               xlim=edge, ylim=edge, xlabel="false accept rate (FPR)", ylabel="false reject rate (FNR)", title="DET")
+    ax_det.tick_params(axis="x", labelrotation=45)
+    ax_det.grid(True, alpha=0.3)
+    ax_det.legend(loc="upper right", fontsize=8)
     if title:
         fig.suptitle(title)
     _save(fig, path)

@@ -1,19 +1,30 @@
 """P x K identity sampler: batches of P identities with K images each, no identity twice.
 
-Per epoch (seeded by seed + epoch, so any epoch can be replayed):
-  1. each identity's images are shuffled, capped at `max_img_per_cls`, and small identities
-     are topped up with replacement to `oversample_to`;
-  2. they are cut into groups of K; the remainder (< K images) waits for a later epoch.
-     An identity with fewer than K images is padded with replacement to one group
-     (`min_images="pad"`) or left out (`"drop"`, listed in `dropped`);
-  3. groups are dealt to B = max(ceil(G / P), largest group count of one identity) batches:
-     identities in random order, each one's groups contiguous, group t -> batch t mod B. So no
-     identity appears twice in a batch, nothing is dropped for a collision (it lands in another
-     batch), every batch holds floor or ceil of G / B groups, and len() is exact from the
-     counts alone. When one identity has more groups than ceil(G / P), batches shrink: cap it
-     with `max_img_per_cls`.
-With world_size > 1 each rank takes every world_size-th batch; the list is first padded by
-repeating batches so every rank gets the same count.
+Use it as a DataLoader `batch_sampler`; it yields lists of dataset indices. Each epoch is drawn
+from numpy's generator seeded with (seed, epoch) (`set_epoch`), so any epoch can be replayed.
+
+1. Images per identity. Identity i with n_i images is given
+       m_i = min(max(n_i, oversample_to, K), max_img_per_cls)
+   images: its own images shuffled, topped up by draws with replacement when m_i > n_i. So
+   identities with fewer than K images are padded to K (`min_images="pad"`), or left out
+   (`"drop"`, listed in `self.dropped`); `oversample_to` lifts small identities (class
+   imbalance); `max_img_per_cls` caps large ones.
+2. Groups. The m_i images are cut into g_i = m_i // K groups of K; the m_i mod K images left
+   over are skipped this epoch (a different random few every epoch).
+3. Batches. With G = sum g_i groups there are B = ceil(G / P) batches: B - 1 full ones (P
+   identities) and a last one holding the remaining r = G - (B - 1) P groups, yielded last.
+   Identities are laid out in random order, each one's groups consecutive, and dealt
+   column by column into a B x P grid whose last row (the short batch) has only r cells.
+   Consecutive cells fall in distinct rows as long as an identity has fewer than B groups,
+   so no identity appears twice in a batch and nothing is dropped or deferred; identities
+   with exactly B groups go first, onto full-height columns. When that cannot work (one
+   identity owns more than ~1/P of all groups), the groups are dealt round-robin over
+   B = max(ceil(G / P), max g_i) batches of nearly equal size instead (cap the identity with
+   `max_img_per_cls` to avoid it). Either way len() follows from the counts alone.
+4. drop_last=True drops batches with fewer than P identities.
+5. With world_size > 1 every rank builds the same list and takes every world_size-th batch;
+   the list is first padded by repeating its first batches (or, with drop_last, truncated)
+   so every rank gets the same number of batches.
 """
 
 from __future__ import annotations
@@ -29,67 +40,95 @@ from .errors import FacerecError
 class PKSampler(Sampler[list[int]]):
     def __init__(self, labels, per_class: int, classes_per_batch: int, *, seed: int = 0,
                  max_img_per_cls: int | None = None, min_images: str = "pad", oversample_to: int | None = None,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, drop_last: bool = False):
         if per_class < 1 or classes_per_batch < 1:
-            raise FacerecError(f"per_class and classes_per_batch must be >= 1, got {per_class} and {classes_per_batch}")
+            raise FacerecError(f"per_class (K) and classes_per_batch (P) must be >= 1, got {per_class} and "
+                               f"{classes_per_batch}")
         if min_images not in ("pad", "drop"):
             raise FacerecError(f"min_images must be 'pad' or 'drop', got {min_images!r}")
+        if max_img_per_cls is not None and max_img_per_cls < per_class:
+            raise FacerecError(f"max_img_per_cls ({max_img_per_cls}) is below per_class ({per_class}): "
+                               "no identity could fill a group")
+        if oversample_to and max_img_per_cls and oversample_to > max_img_per_cls:
+            raise FacerecError(f"oversample_to ({oversample_to}) exceeds max_img_per_cls ({max_img_per_cls})")
         if not 0 <= rank < world_size:
             raise FacerecError(f"rank {rank} is outside world_size {world_size}")
-        labels = np.asarray(labels)
         self.k, self.p = per_class, classes_per_batch
         self.seed, self.epoch = seed, 0
         self.cap, self.min_images, self.oversample_to = max_img_per_cls, min_images, oversample_to
-        self.rank, self.world_size = rank, world_size
-        self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
-        self.dropped = [c for c, idx in self.by_class.items() if len(idx) < per_class and min_images == "drop"]
-        self.groups_per_class = {c: self._n_groups(len(idx)) for c, idx in self.by_class.items()}
-        n_groups = sum(self.groups_per_class.values())
-        self.n_batches = max(math.ceil(n_groups / self.p), max(self.groups_per_class.values(), default=0)) if n_groups else 0
+        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+
+        labels = np.asarray(labels)
+        order = np.argsort(labels, kind="stable")  # one sort, not a scan per identity
+        classes, starts = np.unique(labels[order], return_index=True)
+        members = np.split(order, starts[1:]) if len(order) else []
+        self.dropped = [c.item() for c, idx in zip(classes, members) if min_images == "drop" and len(idx) < per_class]
+        kept = [(c, idx) for c, idx in zip(classes, members) if not (min_images == "drop" and len(idx) < per_class)]
+        self.classes = [c for c, _ in kept]
+        self.members = [idx for _, idx in kept]
+        self.n_images = np.array([self._n_images(len(idx)) for idx in self.members], dtype=np.int64)
+        self.n_groups = self.n_images // self.k
+        self._plan()
 
     def _n_images(self, n: int) -> int:
-        if self.oversample_to:
-            n = max(n, self.oversample_to)
-        return min(n, self.cap) if self.cap else n
+        m = max(n, self.oversample_to or 0, self.k)
+        return min(m, self.cap) if self.cap else m
 
-    def _n_groups(self, n: int) -> int:
-        if n < self.k:
-            return 1 if self.min_images == "pad" else 0
-        return self._n_images(n) // self.k
+    def _plan(self) -> None:
+        """Batch layout from the group counts alone: `self.cell` maps the t-th group to its batch."""
+        g, p = self.n_groups, self.p
+        total = int(g.sum())
+        b = math.ceil(total / p)
+        top = int(g.max(initial=0))
+        r = total - (b - 1) * p
+        self.full = total > 0 and (top < b or (top == b and int((g == b).sum()) <= r))
+        if self.full:
+            # Column-major over a B x P grid whose last row has r cells.
+            rows = [np.arange(b if col < r else b - 1) for col in range(p)]
+            self.cell = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+            sizes = np.full(b, p)
+            sizes[-1] = r
+        else:
+            b = max(b, top)
+            self.cell = np.arange(total) % b if b else np.zeros(0, np.int64)
+            sizes = np.bincount(self.cell, minlength=b)
+        self.n_batches = b
+        self.keep = sizes >= p if self.drop_last else np.ones(b, bool)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(self.n_batches / self.world_size)
+        n = int(self.keep.sum())
+        return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
 
-    def _groups(self, rng: np.random.Generator, c) -> list[np.ndarray]:
-        idx = self.by_class[c]
-        g = self.groups_per_class[c]
-        if g == 0:
-            return []
-        n = self._n_images(len(idx))
-        if len(idx) < self.k:
-            return [rng.choice(idx, size=self.k, replace=True)]
+    def _images(self, rng: np.random.Generator, i: int) -> np.ndarray:
+        idx, m = self.members[i], int(self.n_groups[i]) * self.k
         picked = rng.permutation(idx)
-        if n > len(idx):  # oversampling: extra draws with replacement
-            picked = np.concatenate([picked, rng.choice(idx, size=n - len(idx), replace=True)])
-        picked = picked[: g * self.k]
-        return list(picked.reshape(g, self.k))
+        if m > len(idx):
+            picked = np.concatenate([picked, rng.choice(idx, size=m - len(idx), replace=True)])
+        return picked[:m]
 
     def batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        classes = list(self.by_class)
-        order = rng.permutation(len(classes))
+        order = rng.permutation(len(self.members))
+        if self.full:  # identities with B groups must start at the top of a column
+            order = order[np.argsort(self.n_groups[order] < self.n_batches, kind="stable")]
         dealt: list[list[int]] = [[] for _ in range(self.n_batches)]
         t = 0
         for i in order:
-            for group in self._groups(rng, classes[i]):
-                dealt[t % self.n_batches].extend(int(x) for x in group)
+            for group in self._images(rng, i).reshape(-1, self.k):
+                dealt[self.cell[t]].extend(group.tolist())
                 t += 1
-        batches = [dealt[i] for i in rng.permutation(self.n_batches)]
+        if self.full:  # the short batch, if any, is row B - 1: keep it last
+            rows = np.r_[rng.permutation(self.n_batches - 1), self.n_batches - 1]
+        else:
+            rows = rng.permutation(self.n_batches)
+        batches = [dealt[r] for r in rows if self.keep[r]]
         if self.world_size > 1:
-            batches += batches[: len(self) * self.world_size - len(batches)]
+            n = len(self) * self.world_size
+            pad = [batches[j % len(batches)] for j in range(n - len(batches))] if batches else []
+            batches = batches[:n] if self.drop_last else batches + pad
             batches = batches[self.rank :: self.world_size]
         return batches
 

@@ -101,7 +101,15 @@ def default_lfw_lists(cfg) -> None:
 
     out = Path("data_lists/lfw")
     if not (out / "view1_train.txt").is_file() or not (out / "view1_val_pairs.csv").is_file():
-        lfw.write_lists(dataroot.resolve(cfg.data_root, dataroot.LFW_DIRS), out)
+        try:
+            root = dataroot.resolve(cfg.data_root, dataroot.LFW_DIRS)
+        except FacerecError:
+            if cfg.data_root or os.environ.get(dataroot.ENV):
+                raise  # the user named a root: never download somewhere else behind their back
+            root = Path(dataroot.FALLBACKS[0])
+            print(f"LFW not found locally: fetching it with scikit-learn into {root}/ (one-off, ~250 MB)")
+            lfw.fetch(root)
+        lfw.write_lists(root, out)
     cfg.train = str(out / "view1_train.txt")
     if cfg.val is None:
         cfg.val = str(out / "view1_val_pairs.csv")
@@ -139,9 +147,7 @@ class Trainer:
         self.loss_probe = losses.create(cfg.loss, **self._loss_kwargs(num_classes=self.data.train.num_classes))
         if cfg.per_class is None:
             cfg.per_class = max(1, self.loss_probe.min_per_class)
-        if cfg.per_class < self.loss_probe.min_per_class:
-            raise FacerecError(f"loss {cfg.loss} needs at least {self.loss_probe.min_per_class} images per identity "
-                               f"in a batch; per_class (nPerClass) is {cfg.per_class}")
+        losses.check_per_class(self.loss_probe, cfg.per_class)
         self.device = devices.resolve(cfg.device)
 
     def _loss_kwargs(self, num_classes: int) -> dict:
@@ -412,7 +418,9 @@ class Trainer:
             s = read_scores(self.run_dir / "scores.txt")
             plot_roc_det({f"{self.cfg.model} {self.cfg.loss}": (s.scores, s.labels)}, self.run_dir / "roc_det.png")
             summary["best_metrics"] = compute_all(s.scores, s.labels, s.folds)
-        write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+        from .metrics import jsonable
+
+        write_text(self.run_dir / "summary.json", json.dumps(jsonable(summary), indent=2))
         return summary
 
 

@@ -5,19 +5,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facerec.errors import FacerecError
+
 
 class FaceLoss(nn.Module):
-    """`loss(embeddings, labels) -> scalar tensor`.
+    """`loss(embeddings, labels) -> scalar tensor`. Each loss owns its classifier (if any), so
+    the model's parameter budget never counts it.
 
     Class attributes every loss sets:
       min_per_class   images per identity a batch must hold (K in the P x K sampler)
       normalize_test  whether test embeddings are L2-normalised before cosine scoring
-    After each call `self.stats` holds floats for logging (accuracy, active triplets, ...).
+      num_classes     the classifier's class count; None for pure metric losses
+    A classifier loss keeps its class matrix as the Parameter `weight` (num_classes, dim).
+    After each call `self.stats` holds floats for logging: `accuracy` for classifiers;
+    `active_triplets`, `mean_pos_dist`, `mean_neg_dist` for metric losses.
     """
 
     min_per_class: int = 1
     normalize_test: bool = True
+    num_classes: int | None = None
 
     def __init__(self):
         super().__init__()
+        self.name = type(self).__name__.lower()  # the registry replaces it with the name users typed
+        self.config: dict = {}  # what create() was given, defaults filled in (see losses.describe)
         self.stats: dict[str, float] = {}
+
+    def record(self, **values: torch.Tensor) -> None:
+        """Set `stats` from 0-d tensors with a single device sync for all of them."""
+        floats = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
+        self.stats = dict(zip(values, floats))
+
+
+def check_num_classes(loss: FaceLoss, n: int) -> None:
+    built = getattr(loss, "num_classes", None)
+    if built is not None and built != n:
+        raise FacerecError(f"loss {loss.name} was built for {built} classes but the data has {n}")
+
+
+def check_per_class(loss: FaceLoss, k: int) -> None:
+    need = getattr(loss, "min_per_class", 1)
+    if k < need:
+        raise FacerecError(f"loss {loss.name} needs at least {need} images per identity in a batch "
+                           f"(it compares images of the same identity); per_class (K) is {k}")

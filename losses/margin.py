@@ -2,10 +2,12 @@
 
 logits = s * f(cos theta_y) for the true class, s * cos theta_j otherwise, with
   CosFace (Wang et al. 2018):  f = cos theta - m
-  ArcFace (Deng et al. 2019):  f = cos(theta + m), computed as cos*cos_m - sin*sin_m with a
-    clamped sqrt; where theta + m > pi the curve is continued as cos theta - m sin(m) (the
-    insightface fallback), or with `easy_margin` only applied where cos theta > 0.
-Logits are always computed in fp32, so fp16/bf16 autocast cannot overflow s = 64.
+  ArcFace (Deng et al. 2019):  f = cos(theta + m) = cos*cos_m - sin*sin_m, sin from a clamped
+    sqrt so the gradient stays finite at cos = +-1. Where theta + m > pi (cos < cos(pi - m))
+    cos(theta + m) would rise again, so the curve is continued as cos theta - m sin(m) (the
+    insightface fallback); with `easy_margin` the margin only applies where cos theta > 0.
+Logits are always computed in fp32, so fp16/bf16 autocast cannot overflow or round away s = 64.
+Literature defaults: ArcFace s=64 m=0.5, CosFace s=64 m=0.35.
 """
 
 from __future__ import annotations
@@ -16,19 +18,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facerec.errors import FacerecError
+
 from .base import FaceLoss
 from .registry import register_loss
 
 
 class NormalizedClassifierLoss(FaceLoss):
-    """Cosine logits against `weight` (num_classes * k, dim); subclasses bend the true-class cosine."""
+    """Cosine logits against `weight`; subclasses bend the true-class cosine.
+
+    `weight` is (num_classes * subcenters, dim): (num_classes, dim) for ArcFace and CosFace;
+    for sub-centre ArcFace class c owns rows c*k .. c*k + k - 1 (kept 2-D so checkpoints and
+    optimisers treat every classifier alike).
+    """
 
     def __init__(self, embedding_dim: int, num_classes: int, scale: float, margin: float, subcenters: int = 1):
         super().__init__()
+        if scale <= 0:
+            raise FacerecError(f"{type(self).__name__.lower()} scale must be > 0, got {scale}")
+        if subcenters < 1:
+            raise FacerecError(f"subcenters must be >= 1, got {subcenters}")
         self.num_classes = num_classes
         self.scale = float(scale)
         self.margin = float(margin)
-        self.subcenters = subcenters
+        self.subcenters = int(subcenters)
         self.weight = nn.Parameter(torch.empty(num_classes * subcenters, embedding_dim))
         nn.init.xavier_normal_(self.weight)
 
@@ -44,11 +57,11 @@ class NormalizedClassifierLoss(FaceLoss):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
             cos = self.cosine(embeddings)
-            one_hot = F.one_hot(labels, self.num_classes).bool()
+            true = F.one_hot(labels, self.num_classes).bool()
             cos_y = cos.gather(1, labels[:, None])
-            logits = torch.where(one_hot, self.bend(cos_y), cos) * self.scale
+            logits = torch.where(true, self.bend(cos_y), cos) * self.scale
             loss = F.cross_entropy(logits, labels)
-        self.stats = {"accuracy": (cos.argmax(1) == labels).float().mean().item()}
+        self.record(accuracy=(cos.argmax(1) == labels).float().mean())
         return loss
 
 
@@ -59,10 +72,12 @@ class CosFace(NormalizedClassifierLoss):
 
 class ArcFace(NormalizedClassifierLoss):
     def __init__(self, embedding_dim, num_classes, scale=64.0, margin=0.5, easy_margin=False, subcenters=1):
+        if not 0.0 <= margin < math.pi / 2:
+            raise FacerecError(f"arcface margin is an angle in radians in [0, pi/2), got {margin}")
         super().__init__(embedding_dim, num_classes, scale, margin, subcenters)
-        self.easy_margin = easy_margin
+        self.easy_margin = bool(easy_margin)
         self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
-        self.th = math.cos(math.pi - margin)  # theta + m > pi beyond this cosine
+        self.th = math.cos(math.pi - margin)
         self.mm = math.sin(math.pi - margin) * margin
 
     def bend(self, cos_y):
@@ -84,7 +99,6 @@ def arcface(*, embedding_dim, num_classes, scale=64.0, margin=0.5, easy_margin=F
 
 
 @register_loss()
-def subcenter_arcface(*, embedding_dim, num_classes, scale=64.0, margin=0.5, subcenters=3):
-    """Sub-centre ArcFace (Deng et al. 2020): `weight` is (num_classes * subcenters, dim),
-    class c owning rows c*subcenters .. c*subcenters + subcenters - 1."""
-    return ArcFace(embedding_dim, num_classes, scale, margin, False, subcenters)
+def subcenter_arcface(*, embedding_dim, num_classes, scale=64.0, margin=0.5, subcenters=3, easy_margin=False):
+    """Sub-centre ArcFace (Deng et al. 2020): `weight` is (num_classes * subcenters, dim)."""
+    return ArcFace(embedding_dim, num_classes, scale, margin, easy_margin, subcenters)

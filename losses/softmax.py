@@ -1,4 +1,4 @@
-"""Plain softmax cross-entropy over a linear classifier (face_trainer's `softmax`)."""
+"""Plain softmax cross-entropy over a linear classifier with bias (face_trainer's `softmax`)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,32 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facerec.errors import FacerecError
+
 from .base import FaceLoss
 from .registry import register_loss
 
 
 class Softmax(FaceLoss):
+    # Trained on raw (unnormalised) logits; scoring is cosine whatever this says.
+    normalize_test = False
+
     def __init__(self, embedding_dim: int, num_classes: int, label_smoothing: float = 0.0):
         super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise FacerecError(f"softmax label_smoothing must be in [0, 1), got {label_smoothing}")
         self.num_classes = num_classes
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = float(label_smoothing)
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
         self.bias = nn.Parameter(torch.zeros(num_classes))
         nn.init.xavier_normal_(self.weight)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = F.linear(embeddings.float(), self.weight.float(), self.bias.float())
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        self.stats = {"accuracy": (logits.argmax(1) == labels).float().mean().item()}
+        # Under autocast F.linear would run in fp16/bf16 whatever its inputs; keep logits fp32.
+        with torch.autocast(embeddings.device.type, enabled=False):
+            logits = F.linear(embeddings.float(), self.weight.float(), self.bias.float())
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        self.record(accuracy=(logits.argmax(1) == labels).float().mean())
         return loss
 
 

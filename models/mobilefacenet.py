@@ -1,8 +1,10 @@
-"""MobileFaceNet (Chen et al. 2018): a 1M-parameter face network with a GDC head.
+"""MobileFaceNet (Chen et al. 2018): a 1M-parameter face network with a GDC output.
 
-Stem 3x3/2 conv, depthwise 3x3, bottlenecks 64x5/2, 128x1/2, 128x6, 128x1/2, 128x2 (the
-expanded widths of insightface's implementation), then 1x1 to 512: stride 16, so 112 px ends on 7x7 (64 px: 4x4). Head (GDC): a linear
-depthwise conv over the whole map, BN, flatten, linear 1x1 to the embedding, BN.
+Stem 3x3/2 conv at every size (no max-pool; the net was designed for 112 px), depthwise 3x3,
+bottlenecks 64x5/2, 128x1/2, 128x6, 128x1/2, 128x2 (insightface's expanded widths), 1x1 to 512:
+stride 16, so 112 px ends on 7x7 (64 px: 4x4, 224 px: 14x14). GDC, a linear depthwise conv over
+the whole map (kernel = map size) + BN, replaces global pooling and closes the trunk, flattened
+to 512 features. Head: the paper's linear 1x1 conv to the embedding (a bias-free Linear) + BN.
 """
 
 from __future__ import annotations
@@ -38,15 +40,14 @@ def stage(cin, cout, n, stride, hidden) -> list[nn.Module]:
     return [DepthWise(cin if i == 0 else cout, cout, stride if i == 0 else 1, hidden) for i in range(n)]
 
 
-class GDCHead(nn.Module):
-    def __init__(self, channels: int, spatial: int, embedding_dim: int):
+class LinearBNHead(nn.Module):
+    def __init__(self, channels: int, embedding_dim: int):
         super().__init__()
-        self.gdc = conv_bn(channels, channels, spatial, groups=channels, act=False)
-        self.linear = nn.Conv2d(channels, embedding_dim, 1, bias=False)
+        self.linear = nn.Linear(channels, embedding_dim, bias=False)
         self.bn = nn.BatchNorm1d(embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(torch.flatten(self.linear(self.gdc(x)), 1))
+        return self.bn(self.linear(x))
 
 
 @register_model()
@@ -61,6 +62,8 @@ def mobilefacenet(*, embedding_dim=512, input_size=112):
         *stage(128, 128, 1, 2, 512),
         *stage(128, 128, 2, 1, 256),
         conv_bn(128, 512),
+        conv_bn(512, 512, math.ceil(input_size / 16), groups=512, act=False),  # GDC
+        nn.Flatten(1),
     )
-    head = GDCHead(512, math.ceil(input_size / 16), embedding_dim)
+    head = LinearBNHead(512, embedding_dim)
     return FaceModel(trunk, head, name="mobilefacenet", embedding_dim=embedding_dim, input_size=input_size)

@@ -4,17 +4,21 @@ At width 1.0 the trunk is torchvision's ResNet with `fc` removed, parameter for 
 (resnet18: 11,176,512). `width` scales every stage's channels (rounded to multiples of 8).
 Stem: `auto` keeps the ImageNet stem (7x7/2 conv + 3x3/2 max-pool) from 128 px up and drops
 the max-pool below 128 px, where it would leave a 2x2 map at layer4 (64 px: 4x4 instead);
-`imagenet` or `face` force either. `head_bn` adds a BatchNorm1d after the projection (the BN-neck margin losses like). The attention variants (se_resnet18, cbam_resnet18) live in
-their own files and reuse `ResNetTrunk` with an attention factory.
+`imagenet` or `face` force either. `head_bn` adds a BatchNorm1d after the projection (the
+BN-neck margin losses like). The attention variants (se_resnet18, cbam_resnet18) live in their
+own files and reuse `ResNetTrunk` with an attention factory.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from facerec.errors import FacerecError
 
 from .base import EmbeddingHead, FaceModel
 from .registry import register_model
@@ -24,11 +28,12 @@ def scaled(channels: int, width: float) -> int:
     return max(8, int(round(channels * width / 8)) * 8)
 
 
-def stem_keeps_maxpool(stem: str, input_size: int) -> bool:
+def uses_imagenet_stem(stem: str, input_size: int) -> bool:
+    """The `stem` rule every family shares: 'auto' downsamples early from 128 px up only."""
     if stem == "auto":
         return input_size >= 128
     if stem not in ("imagenet", "face"):
-        raise ValueError(f"stem must be 'auto', 'imagenet' or 'face', got {stem!r}")
+        raise FacerecError(f"stem must be 'auto', 'imagenet' or 'face', got {stem!r}")
     return stem == "imagenet"
 
 
@@ -57,11 +62,14 @@ class ResNetTrunk(nn.Module):
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if maxpool else nn.Identity()
-        self.attention = attention
-        self.layer1 = self._make_layer(block, scaled(64, width), layers[0])
-        self.layer2 = self._make_layer(block, scaled(128, width), layers[1], stride=2)
-        self.layer3 = self._make_layer(block, scaled(256, width), layers[2], stride=2)
-        self.layer4 = self._make_layer(block, scaled(512, width), layers[3], stride=2)
+        if attention is not None and block is not BasicBlock:
+            raise ValueError("attention is implemented for basic blocks only")
+        # The factory is used while building only: a lambda kept on the module would not pickle.
+        make = block if attention is None else functools.partial(AttentionBasicBlock, attention=attention)
+        self.layer1 = self._make_layer(block, make, scaled(64, width), layers[0])
+        self.layer2 = self._make_layer(block, make, scaled(128, width), layers[1], stride=2)
+        self.layer3 = self._make_layer(block, make, scaled(256, width), layers[2], stride=2)
+        self.layer4 = self._make_layer(block, make, scaled(512, width), layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.out_features = self.inplanes
         for m in self.modules():  # torchvision's initialisation
@@ -71,21 +79,16 @@ class ResNetTrunk(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _block(self, block, *args, **kw):
-        if self.attention is not None:
-            return AttentionBasicBlock(*args, attention=self.attention, **kw)
-        return block(*args, **kw)
-
-    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+    def _make_layer(self, block, make, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(planes * block.expansion),
             )
-        layers = [self._block(block, self.inplanes, planes, stride, downsample)]
+        layers = [make(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
-        layers += [self._block(block, self.inplanes, planes) for _ in range(1, blocks)]
+        layers += [make(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,8 +100,8 @@ class ResNetTrunk(nn.Module):
 def build_resnet(name, block, layers, *, embedding_dim, input_size, width=1.0, stem="auto", dropout=0.0,
                  head_bn=False, attention=None) -> FaceModel:
     if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
-    trunk = ResNetTrunk(block, layers, width=width, maxpool=stem_keeps_maxpool(stem, input_size), attention=attention)
+        raise FacerecError(f"width must be > 0, got {width}")
+    trunk = ResNetTrunk(block, layers, width=width, maxpool=uses_imagenet_stem(stem, input_size), attention=attention)
     head = EmbeddingHead(trunk.out_features, embedding_dim, dropout=dropout, bn=head_bn)
     return FaceModel(trunk, head, name=name, embedding_dim=embedding_dim, input_size=input_size)
 
@@ -111,12 +114,14 @@ def resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropo
 
 @register_model()
 def resnet18_w075(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False):
-    return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.75, stem=stem, dropout=dropout, head_bn=head_bn)
+    return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.75, stem=stem, dropout=dropout,
+                    head_bn=head_bn)
 
 
 @register_model()
 def resnet18_w050(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False):
-    return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.5, stem=stem, dropout=dropout, head_bn=head_bn)
+    return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.5, stem=stem, dropout=dropout,
+                    head_bn=head_bn)
 
 
 @register_model()
@@ -127,14 +132,16 @@ def resnet34(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropo
 
 
 @register_model()
-def resnet34_slim(*, embedding_dim=512, input_size=112, width=0.725, stem="auto", dropout=0.0, head_bn=False):
-    """ResNet34's depth at 0.725 width (channels 48/96/184/368): the widest that fits 11.5M."""
+def resnet34_slim(*, embedding_dim=512, input_size=112, width=0.73, stem="auto", dropout=0.0, head_bn=False):
+    """ResNet34's depth at 0.73 width (channels 48/96/184/376, 11,352,752 trunk parameters): the
+    widest on a 0.01 grid that fits 11.5M, as `facerec params resnet34 --check` suggests."""
     return build_resnet("resnet34_slim", BasicBlock, [3, 4, 6, 3], embedding_dim=embedding_dim,
                         input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn)
 
 
 @register_model()
 def resnet18_bottleneck(*, embedding_dim=512, input_size=112, width=0.875, stem="auto", dropout=0.0, head_bn=False):
-    """Bottleneck blocks (x4 expansion) in ResNet18's [2, 2, 2, 2] layout, at a width that fits."""
+    """Bottleneck blocks (x4 expansion) in ResNet18's [2, 2, 2, 2] layout at 0.875 width (planes
+    56/112/224/448, 1792 features, 10,681,944 trunk parameters). 0.91 would also fit, by 4k."""
     return build_resnet("resnet18_bottleneck", Bottleneck, [2, 2, 2, 2], embedding_dim=embedding_dim,
                         input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn)

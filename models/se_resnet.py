@@ -1,6 +1,12 @@
-"""SE-ResNet18: squeeze-and-excitation (Hu et al. 2018, reduction 16) in every basic block."""
+"""SE-ResNet18: squeeze-and-excitation (Hu et al. 2018, reduction 16) in every basic block.
+
+Built by models.resnet (same blocks, `width`, and stem: no max-pool below 128 px, the ImageNet
+stem from 128 px up); SE scales the residual branch before the shortcut is added.
+"""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 from torch import nn
@@ -23,6 +29,8 @@ class SqueezeExcite(nn.Module):
 
 
 @register_model()
-def se_resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False, reduction=16):
+def se_resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False,
+                reduction=16):
     return build_resnet("se_resnet18", BasicBlock, [2, 2, 2, 2], embedding_dim=embedding_dim, input_size=input_size,
-                        width=width, stem=stem, dropout=dropout, head_bn=head_bn, attention=lambda c: SqueezeExcite(c, reduction))
+                        width=width, stem=stem, dropout=dropout, head_bn=head_bn,
+                        attention=functools.partial(SqueezeExcite, reduction=reduction))

@@ -54,3 +54,21 @@ def test_missing_lfw_is_clear(tmp_path):
     with pytest.raises(FacerecError, match="LFW images not found"):
         lfw.find(tmp_path)
     assert main(["lists", "lfw", "--data-root", str(tmp_path / "nowhere")]) == 2
+
+
+def test_scikit_learn_layout_without_people_files(tmp_path, lfw_dir):
+    """`facerec data fetch lfw` leaves lfw_home/lfw_funneled + pairs*.txt (no people*.txt):
+    View 1's train identities are then everyone not in pairsDevTest."""
+    home = tmp_path / "lfw_home"
+    (home / "lfw_funneled").mkdir(parents=True)
+    names = ["Aaron_Eckhart", "Abdullah_Gul", "Al_Pacino", "Alan_Greenspan", "Adam_Sandler", "Aaron_Peirsol"]
+    for n in names:
+        (home / "lfw_funneled" / n).symlink_to(lfw_dir / "images_deepfunneled" / n)
+    (home / "pairsDevTest.txt").write_text("2\nAbdullah_Gul\t1\t2\nAl_Pacino\t1\t2\n"
+                                           "Abdullah_Gul\t1\tAl_Pacino\t1\nAl_Pacino\t2\tAlan_Greenspan\t1\n")
+    written = lfw.write_lists(tmp_path, tmp_path / "out")
+    assert {w.name for w in written} >= {"view1_train.txt", "view1_val_pairs.csv"}
+    train = read_train_list(tmp_path / "out" / "view1_train.txt")
+    assert set(train.classes) == {"Aaron_Eckhart", "Adam_Sandler", "Aaron_Peirsol"}
+    val = read_pairs(tmp_path / "out" / "view1_val_pairs.csv")
+    assert val.labels.tolist() == [1, 1, 0, 0]

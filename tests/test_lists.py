@@ -88,3 +88,10 @@ def test_pairs_round_trip_with_folds(tmp_path, orl_dir):
     write_pairs(out, orl_dir, [1, 0], ["s1/1.pgm", "s1/1.pgm"], ["s1/2.pgm", "s2/2.pgm"], [1, 2])
     p = read_pairs(out)
     assert p.root == orl_dir.resolve() and p.folds.tolist() == [1, 2]
+
+
+def test_a_stray_label_in_a_labelled_list_is_an_error_even_for_test_lists(tmp_path, orl_dir):
+    csv = tmp_path / "val.csv"
+    csv.write_text("1,s1/1.pgm,s1/2.pgm\n2,s1/1.pgm,s2/1.pgm\n")
+    with pytest.raises(ValidationError, match=r"val.csv:2: label must be 0 or 1, got '2'"):
+        read_pairs(csv, orl_dir, allow_unknown=True)

@@ -6,31 +6,43 @@ import pytest
 import torch
 
 import models
+from facerec import budget
 from facerec.errors import FacerecError
 
-SIZES = {"tinyvit_11m": (64, 96)}
+# The range ends for TinyViT (any size works there); 64 and 112 (the face size) elsewhere.
+SIZES = {"tinyvit_11m": (64, 224)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These tensors are tiny: on a shared 2-core box a second OpenMP thread only spins.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", models.list_models())
-def test_forward_backward_two_sizes(name):
+def test_forward_backward_two_sizes_channels_last(name):
     for size in SIZES.get(name, (64, 112)):
         torch.manual_seed(0)
-        m = models.create(name, embedding_dim=32, input_size=size)
-        assert isinstance(m.trunk, torch.nn.Module) and isinstance(m.head, torch.nn.Module)
+        m = models.create(name, embedding_dim=32, input_size=size).to(memory_format=torch.channels_last)
         x = torch.randn(2, 3, size, size).contiguous(memory_format=torch.channels_last)
-        m = m.to(memory_format=torch.channels_last)
-        out = m(x)
+        features = m.trunk(x)
+        assert features.ndim == 2 and features.shape[0] == 2, (name, size, features.shape)
+        out = m.head(features)
         assert out.shape == (2, 32) and torch.isfinite(out).all()
         out.square().mean().backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.trunk.parameters())
+        assert all(p.grad is not None for p in m.head.parameters() if p.requires_grad)
 
 
 def test_same_seed_same_weights():
-    a = models.create("se_resnet18", embedding_dim=16, input_size=64, width=0.25)
-    torch.manual_seed(3)
-    a = models.create("se_resnet18", embedding_dim=16, input_size=64, width=0.25)
-    torch.manual_seed(3)
-    b = models.create("se_resnet18", embedding_dim=16, input_size=64, width=0.25)
+    def build():
+        torch.manual_seed(3)
+        return models.create("se_resnet18", embedding_dim=16, input_size=64, width=0.25)
+
+    a, b = build(), build()
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
@@ -39,6 +51,17 @@ def test_registry_refuses_unknown_names_and_keywords():
         models.create("resnet19")
     with pytest.raises(FacerecError, match="does not accept 'widht'.*did you mean 'width'"):
         models.create("resnet18", widht=0.5)
+    with pytest.raises(FacerecError, match="does not accept 'width'"):
+        models.create("mobilefacenet", width=0.5)
+    with pytest.raises(FacerecError, match="stem must be"):
+        models.create("resnet18", stem="deep")
+
+
+def test_width_keyword_scales_any_multiplier():
+    assert models.create("resnet18", width=0.5).trunk.out_features == 256
+    assert models.create("resnet18", width=1.5).trunk.out_features == 768
+    w075 = budget.counts(models.create("resnet18_w075"))["trunk_params"]
+    assert w075 == budget.counts(models.create("resnet18", width=0.75))["trunk_params"]
 
 
 def test_stems():
@@ -46,6 +69,17 @@ def test_stems():
     assert isinstance(models.create("resnet18", input_size=64).trunk.maxpool, torch.nn.Identity)
     assert isinstance(models.create("resnet18", input_size=224).trunk.maxpool, torch.nn.MaxPool2d)
     assert isinstance(models.create("resnet18", input_size=64, stem="imagenet").trunk.maxpool, torch.nn.MaxPool2d)
+    # IResNet: stride-1 face stem (arcface_torch's 7x7 map at 112 px), stride 2 from 128 px up.
+    assert models.create("iresnet18", input_size=112).head.fc.in_features == 512 * 7 * 7
+    assert models.create("iresnet18", input_size=224).head.fc.in_features == 512 * 7 * 7
+    assert models.create("iresnet18", input_size=224, stem="face").head.fc.in_features == 512 * 14 * 14
+
+
+def test_thop_leaves_the_model_alone():
+    m = models.create("resnet18_w050", input_size=64)
+    before = {k for k, _ in m.named_buffers()}
+    assert budget.flops(m, 64) > 0
+    assert {k for k, _ in m.named_buffers()} == before
 
 
 def test_resnet18_has_no_graph_break():

@@ -6,6 +6,7 @@ import collections
 
 import numpy as np
 import pytest
+import torch
 
 from facerec.errors import FacerecError
 from facerec.sampling import PKSampler
@@ -17,53 +18,130 @@ def labels_like_lfw(seed=0):
     return np.repeat(np.arange(len(counts)), counts)
 
 
-@pytest.mark.parametrize("k,p,cap,mode", [(1, 32, None, "pad"), (2, 16, 20, "pad"), (3, 10, None, "drop"), (4, 8, 12, "pad")])
+def expected_groups(labels, k, cap=None, mode="pad", oversample_to=None):
+    out = {}
+    for c, n in collections.Counter(labels.tolist()).items():
+        if n < k and mode == "drop":
+            continue
+        m = max(n, k, oversample_to or 0)
+        out[c] = (min(m, cap) if cap else m) // k
+    return out
+
+
+def check_epoch(s: PKSampler, labels, k, p, **kw):
+    batches = list(s)
+    assert len(batches) == len(s)  # exact, and computable before the first epoch
+    served = collections.Counter()
+    for b in batches:
+        groups = collections.Counter(labels[b].tolist())
+        assert all(v == k for v in groups.values())  # K images of each identity, no identity twice
+        assert len(groups) <= p
+        served.update(groups)
+    assert {c: n // k for c, n in served.items()} == expected_groups(labels, k, **kw)  # nothing lost
+    return batches
+
+
+@pytest.mark.parametrize("k,p,cap,mode", [(1, 32, 40, "pad"), (2, 16, 20, "pad"), (3, 10, 30, "drop"),
+                                          (4, 8, 12, "pad"), (2, 50, 16, "drop")])
 def test_epoch_invariants(k, p, cap, mode):
     labels = labels_like_lfw()
     s = PKSampler(labels, k, p, seed=5, max_img_per_cls=cap, min_images=mode)
-    batches = list(s)
-    assert len(batches) == len(s)  # exact before the first epoch
-    served = collections.Counter()
+    batches = check_epoch(s, labels, k, p, cap=cap, mode=mode)
+    assert s.full  # the cap keeps the 120-image identity from dominating
+    ids = [len(set(labels[b].tolist())) for b in batches]
+    assert all(n == p for n in ids[:-1]) and 1 <= ids[-1] <= p  # full batches, a short one last
     for b in batches:
-        ids = labels[b]
-        groups = collections.Counter(ids.tolist())
-        assert all(v == k for v in groups.values())  # K images of each identity, no identity twice
-        assert len(groups) <= p
-        served.update(groups.keys())
-    expected = {c for c in np.unique(labels) if mode == "pad" or (labels == c).sum() >= k}
-    assert set(served) == expected  # every identity served
-    if cap:
-        assert max(served.values()) <= cap // k
+        assert len(set(b)) == len(b) or mode == "pad"  # repeats only from padding small identities
+
+
+def test_random_configurations_keep_the_invariants():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        counts = rng.integers(1, rng.integers(2, 40), rng.integers(1, 30))
+        labels = np.repeat(rng.permutation(len(counts)), counts)
+        k, p = int(rng.integers(1, 5)), int(rng.integers(1, 12))
+        cap = None if trial % 3 else int(rng.integers(k, 3 * k + 1))
+        mode = ("pad", "drop")[trial % 2]
+        s = PKSampler(labels, k, p, seed=trial, max_img_per_cls=cap, min_images=mode)
+        check_epoch(s, labels, k, p, cap=cap, mode=mode)
+
+
+def test_a_dominant_identity_falls_back_to_balanced_batches():
+    labels = np.repeat([0, 1, 2, 3], [40, 2, 2, 2])  # identity 0 owns 20 of 23 groups
+    s = PKSampler(labels, 2, 4)
+    assert not s.full and len(s) == 20  # it has to appear in 20 distinct batches
+    batches = check_epoch(s, labels, 2, 4)
     sizes = [len(b) for b in batches]
-    assert max(sizes) - min(sizes) <= k  # balanced: no ragged tail
+    assert max(sizes) - min(sizes) <= 2
+
+
+def test_drop_last_drops_the_short_batch():
+    labels = np.repeat(np.arange(10), 4)  # 20 groups of 2, P = 6: 3 full batches + 2 groups
+    full, short = PKSampler(labels, 2, 6, drop_last=True), PKSampler(labels, 2, 6)
+    assert len(short) == 4 and len(full) == 3
+    assert all(len(b) == 12 for b in full)
+    assert [len(b) for b in short] == [12, 12, 12, 4]
 
 
 def test_seeded_per_epoch():
     labels = labels_like_lfw()
     a, b = PKSampler(labels, 2, 16, seed=1), PKSampler(labels, 2, 16, seed=1)
-    assert list(a) == list(b)
+    assert list(a) == list(b) == list(a)
     a.set_epoch(1)
     assert list(a) != list(b)
     b.set_epoch(1)
     assert list(a) == list(b)
+    assert list(PKSampler(labels, 2, 16, seed=2)) != list(PKSampler(labels, 2, 16, seed=1))
 
 
-def test_sharding_gives_equal_disjoint_shares():
+@pytest.mark.parametrize("world_size", [2, 3, 7])
+def test_sharding_gives_equal_disjoint_shares(world_size):
     labels = labels_like_lfw()
-    full = PKSampler(labels, 2, 16, seed=3)
-    shards = [PKSampler(labels, 2, 16, seed=3, rank=r, world_size=3) for r in range(3)]
-    lists = [list(s) for s in shards]
-    assert all(len(l) == len(shards[0]) == len(s) for l, s in zip(lists, shards))
-    flat = [tuple(b) for l in lists for b in l]
-    assert set(flat) == {tuple(b) for b in full}  # padding repeats batches, never invents them
+    full = [tuple(b) for b in PKSampler(labels, 2, 16, seed=3)]
+    for drop_last in (False, True):
+        shards = [PKSampler(labels, 2, 16, seed=3, rank=r, world_size=world_size, drop_last=drop_last)
+                  for r in range(world_size)]
+        lists = [[tuple(b) for b in s] for s in shards]
+        assert len({len(l) for l in lists} | {len(s) for s in shards}) == 1
+        flat = [b for l in lists for b in l]
+        if drop_last:  # disjoint: no batch is given to two ranks
+            assert len(set(flat)) == len(flat) and set(flat) <= set(full)
+        else:  # padding repeats batches, never invents or loses one
+            assert set(flat) == set(full) and len(flat) - len(full) < world_size
 
 
-def test_oversampling_and_errors():
+def test_sharding_more_ranks_than_batches():
+    labels = np.repeat([0, 1, 2], 2)  # one batch of 3 identities
+    shards = [list(PKSampler(labels, 2, 3, rank=r, world_size=4)) for r in range(4)]
+    assert all(len(s) == 1 and s == shards[0] for s in shards)
+
+
+def test_small_identities_pad_drop_and_oversample():
     labels = np.repeat([0, 1, 2], [2, 3, 30])
     s = PKSampler(labels, 1, 3, oversample_to=10)
     served = collections.Counter(labels[i] for b in s for i in b)
-    assert served[0] == 10 and served[1] == 10 and served[2] == 30
-    with pytest.raises(FacerecError):
-        PKSampler(labels, 0, 3)
-    with pytest.raises(FacerecError):
-        PKSampler(labels, 1, 3, min_images="skip")
+    assert served == {0: 10, 1: 10, 2: 30}
+    pad = PKSampler(labels, 4, 3, seed=0)
+    counts = collections.Counter(labels[i] for b in pad for i in b)
+    assert counts[0] == 4 and counts[1] == 4  # padded with replacement up to K
+    drop = PKSampler(labels, 4, 3, min_images="drop")
+    assert drop.dropped == [0, 1] and {labels[i] for b in drop for i in b} == {2}
+
+
+def test_works_as_a_batch_sampler():
+    labels = np.repeat(np.arange(6), 5)
+    data = torch.utils.data.TensorDataset(torch.arange(30), torch.as_tensor(labels))
+    loader = torch.utils.data.DataLoader(data, batch_sampler=PKSampler(labels, 2, 3))
+    out = list(loader)
+    assert len(out) == len(loader) == 4  # 6 identities x 2 groups of 2, 3 identities a batch
+    for x, y in out:
+        assert torch.equal(torch.as_tensor(labels)[x], y)
+
+
+def test_errors():
+    labels = np.repeat([0, 1, 2], [2, 3, 30])
+    for kw in ({"per_class": 0}, {"min_images": "skip"}, {"max_img_per_cls": 1, "per_class": 2},
+               {"oversample_to": 20, "max_img_per_cls": 10}, {"rank": 2, "world_size": 2}):
+        args = {"per_class": 1, "classes_per_batch": 3, **kw}
+        with pytest.raises(FacerecError):
+            PKSampler(labels, **args)

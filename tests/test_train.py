@@ -99,7 +99,7 @@ def test_over_budget_model_refused_before_any_data_is_read(tmp_path):
 
 
 def test_triplet_needs_two_per_class(orl_lists, tmp_path):
-    with pytest.raises(FacerecError, match="at least 2 images per identity"):
+    with pytest.raises(FacerecError, match="needs at least 2 images per identity"):
         Trainer(small_cfg(orl_lists, tmp_path, loss="triplet", per_class=1), progress=False).fit()
 
 

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
-from .. import checkpoint, device as devices
-from ..data.lists import read_pairs
-from ..data.transforms import Preprocess
-from ..evaluate import report_pairs
 from .common import add_device
 
 
@@ -33,7 +27,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _preprocess(args, stored: dict | None) -> Preprocess:
+def _preprocess(args, stored: dict | None):
+    from ..data.transforms import Preprocess
+
     pre = Preprocess.from_dict(stored) if stored else Preprocess()
     if args.input_size:
         pre.input_size = args.input_size
@@ -43,7 +39,11 @@ def _preprocess(args, stored: dict | None) -> Preprocess:
 
 
 def _members(args):
+    import torch
+
     import models
+
+    from .. import checkpoint
 
     dims = {k: v for k, v in (("input_size", args.input_size), ("embedding_dim", args.embedding_dim)) if v}
     if args.random_model:
@@ -60,6 +60,10 @@ def _members(args):
 
 
 def run(args) -> int:
+    from .. import device as devices
+    from ..data.lists import read_pairs
+    from ..evaluate import report_pairs
+
     pairs = read_pairs(args.pairs, args.root, allow_unknown=True)  # validated before any model is built
     dev = devices.resolve(args.device)
     members = [(m.to(dev), pre) for m, pre in _members(args)]

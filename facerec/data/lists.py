@@ -217,6 +217,11 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
         rows += [(lineno, a), (lineno, b)]
     if folds and len(folds) != len(p1):
         problems.append(f"{path}: the fold column must be on every line or on none")
+    known = [l != UNKNOWN_LABEL for l in labels]
+    if any(known) and not all(known):
+        # A test list's placeholder labels are all alike; a stray one in a labelled list is a typo.
+        problems += [f"{path}:{seen[(a, b) if a <= b else (b, a)]}: label must be 0 or 1, got {t!r}"
+                     for a, b, t, k in zip(p1, p2, texts, known) if not k]
     if check_files:
         problems += _missing_files(root, rows, path)
     if problems:

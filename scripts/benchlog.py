@@ -1,0 +1,49 @@
+"""Append a benchmark's figures, with its command, commit and machine, to docs/benchmarks.md.
+
+Entries are only ever appended, so the previous commit's figures stay beside the new ones
+and a slowdown shows."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+HEADER = ("# Benchmarks\n\nEach `scripts/bench_*.py` appends its measured figures here (newest last), with the command, "
+          "commit and machine. Medians of repeats measured in one run; this machine is shared and noisy.\n")
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=DOC.parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=DOC.parent).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def machine() -> str:
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {dev}"
+
+
+def append(title: str, lines: list[str], command: str | None = None) -> None:
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    if not DOC.exists():
+        DOC.write_text(HEADER)
+    command = command or "python " + " ".join([os.path.relpath(sys.argv[0], DOC.parents[1])] + sys.argv[1:])
+    entry = [f"\n## {title} — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"- command: `{command}`", f"- commit: {commit()}", f"- machine: {machine()}", ""]
+    with open(DOC, "a") as fh:
+        fh.write("\n".join(entry + lines) + "\n")
+
+
+if __name__ == "__main__":  # `CMD | python scripts/benchlog.py TITLE CMD` appends CMD's output as a code block
+    append(sys.argv[1], ["```", sys.stdin.read().rstrip(), "```"], command=sys.argv[2])
