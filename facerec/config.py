@@ -42,7 +42,6 @@ class TrainConfig:
     mean: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
     hflip: bool = True
-    augment: str = "flip"
     workers: int | None = None
     check_leakage: bool = True
     # optimisation

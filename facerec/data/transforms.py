@@ -10,7 +10,7 @@ otherwise (course 256x256 face crops, ORL).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from PIL import Image
@@ -29,7 +29,6 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     hflip: bool = True
-    augment: dict = field(default_factory=dict)
 
     @property
     def resize_to(self) -> int:
@@ -47,7 +46,8 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
-        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}  # checkpoints may carry keys of other versions
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
         return cls(**d)
 
