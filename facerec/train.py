@@ -174,6 +174,10 @@ class Trainer:
                                  seed=cfg.seed, max_img_per_cls=cfg.max_img_per_cls, min_images=cfg.min_images,
                                  oversample_to=cfg.oversample_to)
         self.steps_per_epoch = len(self.sampler) if cfg.max_steps is None else min(len(self.sampler), cfg.max_steps)
+        if not self.sampler.full and len(self.sampler):
+            self.log(f"note: one identity has so many images that batches shrink to "
+                     f"~{int(self.sampler.n_groups.sum()) // len(self.sampler)} identities (none may appear twice "
+                     f"in a batch); --max-img-per-cls caps it")
         if self.steps_per_epoch == 0:
             raise FacerecError(f"{cfg.train}: no full batch can be formed (P={cfg.batch_classes}, K={cfg.per_class})")
         self.optimizer = build_optimizer(cfg, self.model, self.loss)

@@ -2,36 +2,29 @@
 
     .venv/bin/python scripts/bench_score.py [--pairs 1000000] [--repeats 5] [--no-record]
 
-Prints the figures and appends them to docs/benchmarks.md under "## Scoring (scripts/bench_score.py)"
-(earlier entries are kept). Scores are float32 cosines cast to float64, as the evaluator makes
+Prints the figures and appends them to docs/benchmarks.md (scripts/benchlog.py; earlier
+entries are kept). Scores are float32 cosines cast to float64, as the evaluator makes
 them, so ties occur as in real files.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from benchlog import append  # noqa: E402
 
 from facerec import metrics  # noqa: E402
-from facerec.fileio import write_text  # noqa: E402
 from facerec.scores import read_scores, write_scores  # noqa: E402
-
-HEADING = "## Scoring (scripts/bench_score.py)"
-PREAMBLE = ("# Benchmarks\n\nEach benchmark script appends its figures here, under its own heading, every time "
-            "it runs; earlier entries are kept so results can be compared across commits and machines.\n")
 
 
 def synthetic(n: int, folds: int, seed: int):
@@ -67,31 +60,6 @@ def sklearn_reference(scores, labels) -> float:
     return max(fpr[idx], fnr[idx]) * 100
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def record(entry: str) -> Path:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else PREAMBLE
-    if not text.endswith("\n"):
-        text += "\n"
-    start = text.find(HEADING + "\n")
-    if start < 0:
-        text += f"\n{HEADING}\n\n{entry}"
-    else:
-        nxt = text.find("\n## ", start + len(HEADING))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:end].rstrip("\n") + "\n\n" + entry + ("\n" + text[end:] if nxt >= 0 else "")
-    write_text(path, text)
-    return path
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1_000_000)
@@ -121,27 +89,17 @@ def main(argv=None) -> int:
         ("read_scores, validated (median of 3)", t_read),
         ("scores file round trip, write + read", tuple(w + r for w, r in zip(t_write, t_read))),
     ]
-    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    machine = (f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs{load}, "
-               f"Python {platform.python_version()}, numpy {np.__version__}")
-    command = "python scripts/bench_score.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    entry = "\n".join([
-        f"### {when}, commit {git_commit()}",
-        "",
-        f"- command: `{command}`",
-        f"- machine: {machine}",
+    lines = [
         f"- result: EER {m['eer']:.3f}%, AUC {m['auc']:.4f}, "
         f"{args.folds}-fold accuracy {m.get('fold_accuracy_mean', float('nan')) * 100:.2f}%",
         "",
         "| step | wall s | CPU s |",
         "|---|---:|---:|",
         *[f"| {name} | {wall:.3f} | {cpu:.3f} |" for name, (wall, cpu) in rows],
-        "",
-    ])
-    print(entry)
+    ]
+    print("\n".join(lines))
     if not args.no_record:
-        print(f"appended to {record(entry).relative_to(ROOT)}")
+        append("Scoring (scripts/bench_score.py)", lines)
     return 0
 
 
