@@ -53,6 +53,6 @@ finetune: $(STAMP)
 # Measured figures, appended to docs/benchmarks.md (CPU: well under 15 minutes).
 bench: $(STAMP)
 	$(PY) scripts/bench_score.py
-	$(PY) scripts/bench_eval.py --model resnet18 --input-size 112
-	$(PY) scripts/bench_train.py --models resnet18,mobilefacenet --input-size 112
+	$(PY) scripts/bench_eval.py --model resnet18 --input-size 112 --repeats 2
+	$(PY) scripts/bench_train.py --models resnet18,mobilefacenet --input-size 112 --steps 3
 	$(FACEREC) params --input-size 112 | tee /dev/stderr | $(PY) scripts/benchlog.py "Backbones at 112 px" "facerec params --input-size 112"

@@ -50,3 +50,14 @@ def orl_dir(data_root_orl) -> Path:
 @pytest.fixture(scope="session")
 def lfw_dir(data_root_lfw) -> Path:
     return data_root_lfw / "lfw"
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors on a shared 2-core box: a second OpenMP thread only spins."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,13 +15,7 @@ IDS, PER_ID, SIZE, DIM = 10, 10, 32, 32
 P, K, STEPS = 5, 4, 25
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny convolutions gain nothing from threads, and on a shared machine they spin: ~10x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convolutions: threads only spin (~10x slower)
 
 
 @pytest.fixture(scope="module")

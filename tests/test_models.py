@@ -13,13 +13,7 @@ from facerec.errors import FacerecError
 SIZES = {"tinyvit_11m": (64, 224)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are tiny: on a shared 2-core box a second OpenMP thread only spins.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", models.list_models())
