@@ -9,7 +9,6 @@ sampler and the augmentation draw from (seed, epoch), so a resumed run repeats t
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -204,8 +203,10 @@ class Trainer:
             loss_state = (ckpt.get("loss") or {}).get("state_dict") or {}
             if cfg.initial_model and not cfg.finetune_from and loss_state:
                 # face_trainer's --initial_model restores the classifier too when it fits.
-                with contextlib.suppress(FacerecError):
+                try:
                     checkpoint.load_model_weights(self.loss, loss_state, src)
+                except FacerecError as exc:
+                    self.log(f"classifier not restored, it starts fresh: {exc}")
             self.log(f"loaded weights from {src}" + (" (new classifier for the new identities)" if cfg.finetune_from else ""))
 
     def open_run_dir(self) -> Path:
