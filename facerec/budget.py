@@ -23,10 +23,9 @@ import warnings
 import torch
 from torch import nn
 
+from .config import BUDGET_SCOPES as SCOPES, DEFAULT_PARAM_BUDGET as DEFAULT_BUDGET
 from .errors import FacerecError
 
-DEFAULT_BUDGET = 11_500_000
-SCOPES = ("trunk", "trunk+head")
 WIDTH_KNOBS = ("width", "width_mult")
 WIDTH_GRID = 0.01
 WIDTH_MAX = 4.0

@@ -15,6 +15,9 @@ import yaml
 
 from .errors import FacerecError, nearest
 
+DEFAULT_PARAM_BUDGET = 11_500_000  # the course rule: trunk parameters, final FC excluded
+BUDGET_SCOPES = ("trunk", "trunk+head")
+
 
 @dataclass
 class TrainConfig:
@@ -77,7 +80,7 @@ class TrainConfig:
     freeze_trunk_epochs: int = 0
     freeze_bn: bool = False
     trunk_lr_scale: float = 1.0
-    param_budget: int = 11_500_000
+    param_budget: int = DEFAULT_PARAM_BUDGET
     budget_scope: str = "trunk"
     device: str = "auto"
     num_classes: int | None = None  # face_trainer's nClasses: checked against the data
@@ -95,7 +98,7 @@ CHOICES = {
     "optimizer": ("adam", "adamw", "sgd", "radam"),
     "scheduler": ("steplr", "cosine", "warm_restarts", "onecycle", "none"),
     "amp": ("off", "bf16", "fp16"),
-    "budget_scope": ("trunk", "trunk+head"),
+    "budget_scope": BUDGET_SCOPES,
     "min_images": ("pad", "drop"),
 }
 

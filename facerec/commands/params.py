@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .. import budget
+from ..config import BUDGET_SCOPES, DEFAULT_PARAM_BUDGET
 from ..errors import FacerecError
 
 
@@ -18,8 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="models (default: every registered one)")
     p.add_argument("--input-size", type=int, default=112)
     p.add_argument("--embedding-dim", type=int, default=512)
-    p.add_argument("--param-budget", type=int, default=budget.DEFAULT_BUDGET)
-    p.add_argument("--budget-scope", choices=budget.SCOPES, default="trunk")
+    p.add_argument("--param-budget", type=int, default=DEFAULT_PARAM_BUDGET)
+    p.add_argument("--budget-scope", choices=BUDGET_SCOPES, default="trunk")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--check", action="store_true", help="exit 1 when any named model does not fit")
     p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurement")
@@ -30,8 +30,11 @@ def add_parser(sub) -> None:
 
 
 def row(name: str, args) -> dict:
-    import models
     import torch
+
+    import models
+
+    from .. import budget
 
     torch.manual_seed(0)
     kw = {"embedding_dim": args.embedding_dim, "input_size": args.input_size}
@@ -68,8 +71,11 @@ def table(rows: list[dict], args) -> str:
 
 
 def run(args) -> int:
-    import models
     import torch
+
+    import models
+
+    from .. import budget
 
     if args.threads is not None:
         if args.threads < 1:
