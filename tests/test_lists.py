@@ -95,3 +95,11 @@ def test_a_stray_label_in_a_labelled_list_is_an_error_even_for_test_lists(tmp_pa
     csv.write_text("1,s1/1.pgm,s1/2.pgm\n2,s1/1.pgm,s2/1.pgm\n")
     with pytest.raises(ValidationError, match=r"val.csv:2: label must be 0 or 1, got '2'"):
         read_pairs(csv, orl_dir, allow_unknown=True)
+
+
+def test_duplicate_in_a_folded_list_is_reported_once(tmp_path, orl_dir):
+    csv = tmp_path / "val.csv"
+    csv.write_text("1,s1/1.pgm,s1/2.pgm,1\n1,s1/2.pgm,s1/1.pgm,1\n0,s1/1.pgm,s2/1.pgm,2\n")
+    with pytest.raises(ValidationError) as exc:
+        read_pairs(csv, orl_dir)
+    assert exc.value.problems == [f"{csv}:2: duplicate pair (first on line 1): s1/2.pgm, s1/1.pgm"]

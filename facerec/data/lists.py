@@ -196,9 +196,10 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
         else:
             problems.append(f"{path}:{lineno}: label must be 0 or 1, got {label_text!r}")
             continue
+        fold = None
         if len(parts) == 4:
             try:
-                folds.append(int(parts[3]))
+                fold = int(parts[3])
             except ValueError:
                 problems.append(f"{path}:{lineno}: fold must be an integer, got {parts[3]!r}")
                 continue
@@ -210,6 +211,8 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
             problems.append(f"{path}:{lineno}: duplicate pair (first on line {seen[key]}): {a}, {b}")
             continue
         seen[key] = lineno
+        if fold is not None:
+            folds.append(fold)
         labels.append(label)
         texts.append(label_text)
         p1.append(a)
