@@ -102,6 +102,21 @@ def _read_lines(path: Path) -> list[str]:
         raise FacerecError(f"{path}: not a text file ({exc})") from None
 
 
+def _entries(lines: list[str]):
+    """(line number, line) for every line that is not blank or a `#` comment."""
+    return ((n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#"))
+
+
+def _raise_problems(what: str, path: Path, root: Path, rows, problems: list[str], check_files: bool, n: int) -> None:
+    """Every problem of a list, missing images included, in one error; then refuse an empty list."""
+    if check_files:
+        problems = problems + _missing_files(root, rows, path)
+    if problems:
+        raise ValidationError(f"{what} {path}", problems)
+    if not n:
+        raise FacerecError(f"{path}: {what} is empty")
+
+
 def _missing_files(root: Path, rel_with_line: list[tuple[int, str]], source: Path) -> list[str]:
     problems = []
     seen = set()
@@ -144,9 +159,7 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
     lines = _read_lines(path)
     root = _resolve_root(path, lines, root)
     paths, ids, problems, rows = [], [], [], []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for lineno, line in _entries(lines):
         parts = line.split()
         if len(parts) != 2:
             problems.append(f"{path}:{lineno}: expected 'identity relpath', got {line!r}")
@@ -154,12 +167,7 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
         ids.append(parts[0])
         paths.append(parts[1])
         rows.append((lineno, parts[1]))
-    if check_files:
-        problems += _missing_files(root, rows, path)
-    if problems:
-        raise ValidationError(f"train list {path}", problems)
-    if not paths:
-        raise FacerecError(f"{path}: train list is empty")
+    _raise_problems("train list", path, root, rows, problems, check_files, len(paths))
     return TrainList(root, paths, ids, source=str(path))
 
 
@@ -179,9 +187,7 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
     root = _resolve_root(path, lines, root)
     labels, p1, p2, folds, texts, problems, rows = [], [], [], [], [], [], []
     seen: dict[tuple[str, str], int] = {}
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
+    for lineno, line in _entries(lines):
         parts = [c.strip() for c in line.split(",")]
         if len(parts) == 2 and allow_unknown:
             parts = [""] + parts
@@ -225,12 +231,7 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
         # A test list's placeholder labels are all alike; a stray one in a labelled list is a typo.
         problems += [f"{path}:{seen[(a, b) if a <= b else (b, a)]}: label must be 0 or 1, got {t!r}"
                      for a, b, t, k in zip(p1, p2, texts, known) if not k]
-    if check_files:
-        problems += _missing_files(root, rows, path)
-    if problems:
-        raise ValidationError(f"pair list {path}", problems)
-    if not p1:
-        raise FacerecError(f"{path}: pair list is empty")
+    _raise_problems("pair list", path, root, rows, problems, check_files, len(p1))
     return PairList(
         root,
         np.array(labels, dtype=np.int8),
