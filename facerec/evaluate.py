@@ -16,17 +16,15 @@ from .data.transforms import Preprocess, eval_transform
 
 
 @torch.inference_mode()
-def embed(model: torch.nn.Module, paths: list[str], pre: Preprocess, *, device="cpu", batch_size: int = 128,
-          workers: int | None = None, tta: bool = False, progress: bool = True, channels_last: bool = True) -> torch.Tensor:
-    """(N, D) float32 embeddings on the CPU; with `tta` each is the sum of the image's and its mirror's."""
+def embed_batches(model: torch.nn.Module, batches, *, device="cpu", tta: bool = False,
+                  memory_format=torch.channels_last) -> torch.Tensor:
+    """(N, D) float32 CPU embeddings of normalised image batches, in eval mode (restored after);
+    with `tta` each is the sum of the image's and its mirror's."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    ds = FaceImages(paths, pre=pre, transform=eval_transform(pre))
     out = []
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    for x in tqdm(loader(ds, batch_size=batch_size, workers=workers, device=device), desc="embed",
-                  unit="batch", disable=not progress, leave=False):
+    for x in batches:
         x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         e = model(x).float()
         if tta:
@@ -34,6 +32,16 @@ def embed(model: torch.nn.Module, paths: list[str], pre: Preprocess, *, device="
         out.append(e.cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, getattr(model, "embedding_dim", 0))
+
+
+def embed(model: torch.nn.Module, paths: list[str], pre: Preprocess, *, device="cpu", batch_size: int = 128,
+          workers: int | None = None, tta: bool = False, progress: bool = True, channels_last: bool = True) -> torch.Tensor:
+    """Decode `paths` in DataLoader workers and embed them (see `embed_batches`)."""
+    ds = FaceImages(paths, pre=pre, transform=eval_transform(pre))
+    batches = tqdm(loader(ds, batch_size=batch_size, workers=workers, device=device), desc="embed", unit="batch",
+                   disable=not progress, leave=False)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return embed_batches(model, batches, device=device, tta=tta, memory_format=memory_format)
 
 
 def cosine_scores(emb: torch.Tensor, i1: np.ndarray, i2: np.ndarray) -> np.ndarray:

@@ -442,20 +442,13 @@ def _fault_injection(global_step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-@torch.inference_mode()
 def embed_store(model, store: torch.Tensor, pre: Preprocess, device, *, tta: bool = False, batch_size: int = 256):
-    was = model.training
-    model.eval()
+    """Embed an already-decoded uint8 store (centre crop, normalise a batch at a time)."""
+    from .evaluate import embed_batches
+
     transform = BatchTransform(pre, train=False)
-    out = []
-    for i in range(0, len(store), batch_size):
-        x = transform(store[i : i + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
-        e = model(x).float()
-        if tta:
-            e = e + model(x.flip(3)).float()
-        out.append(e.cpu())
-    model.train(was)
-    return torch.cat(out)
+    batches = (transform(store[i : i + batch_size]) for i in range(0, len(store), batch_size))
+    return embed_batches(model, batches, device=device, tta=tta)
 
 
 def _tensorboard(run_dir: Path):
