@@ -82,15 +82,16 @@ def load_model_weights(model: torch.nn.Module, state: dict, source: str) -> None
     model.load_state_dict(state)
 
 
-def build_model(ckpt: dict, source: str, **overrides):
-    """The model a facerec checkpoint describes, with its weights (face_trainer files need `name`)."""
+def build_model(ckpt: dict, source: str, name: str | None = None, **model_kwargs):
+    """The model a checkpoint describes, with its weights. A facerec checkpoint records its
+    architecture; a face_trainer file does not, so `name` and `model_kwargs` describe it."""
     import models
 
     spec = ckpt["model"]
-    name = overrides.pop("name", None) or spec.get("name")
+    if ckpt.get("format") != "face_trainer":
+        name, model_kwargs = spec["name"], spec.get("kwargs", {})
     if not name:
         raise FacerecError(f"{source}: face_trainer checkpoint does not name its model; pass --model")
-    kwargs = {**spec.get("kwargs", {}), **overrides}
-    model = models.create(name, **kwargs)
+    model = models.create(name, **model_kwargs)
     load_model_weights(model, spec["state_dict"], source)
     return model

@@ -467,8 +467,7 @@ def evaluate_only(cfg) -> int:
         raise FacerecError("--eval needs --initial_model CKPT and --test_list PAIRS.csv (and --output FILE)")
     pairs = read_pairs(cfg.test_list, cfg.val_root, allow_unknown=True)
     ckpt = checkpoint.load(cfg.initial_model)
-    overrides = {"name": cfg.model, **model_kwargs(cfg)} if ckpt.get("format") == "face_trainer" else {}
-    model = checkpoint.build_model(ckpt, cfg.initial_model, **overrides)
+    model = checkpoint.build_model(ckpt, cfg.initial_model, cfg.model, **model_kwargs(cfg))
     pre = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else preprocess_of(cfg)
     dev = devices.resolve(cfg.device)
     return report_pairs([(model.to(dev), pre)], pairs, output=cfg.output, device=dev, workers=cfg.workers, tta=cfg.tta)

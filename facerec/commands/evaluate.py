@@ -53,8 +53,7 @@ def _members(args):
     members = []
     for path in args.checkpoint:
         ckpt = checkpoint.load(path)
-        overrides = {"name": args.arch, **dims} if ckpt.get("format") == "face_trainer" else {}
-        model = checkpoint.build_model(ckpt, path, **overrides)
+        model = checkpoint.build_model(ckpt, path, args.arch, **dims)
         members.append((model, _preprocess(args, ckpt.get("preprocess"))))
     return members
 
