@@ -11,8 +11,11 @@ EPOCHS ?=
 DATA   ?=
 VAL    ?=
 ARGS   ?=
+PHASE  ?= loss
+QUICK  ?=
+SEEDS  ?=
 
-.PHONY: setup test demo train finetune params lists bench clean
+.PHONY: setup test demo train finetune params lists bench clean experiments report
 
 setup: $(STAMP)
 
@@ -49,6 +52,13 @@ demo: $(STAMP)
 # Pretrain on one half of the View 1 training identities, fine-tune on the other half.
 finetune: $(STAMP)
 	$(PY) scripts/finetune_demo.py $(ARGS)
+
+# `make experiments PHASE=loss [QUICK=1] [DATA=lfw|orl|course_dir VAL=pairs.csv] [SEEDS=42,123,456]`:
+# every preset of the phase over the seeds (finished runs skipped, interrupted ones resumed), then
+# the phase report in experiments/<data>[-quick]/report/. `facerec experiment list` shows the plan.
+experiments: $(STAMP)
+	$(FACEREC) experiment run $(PHASE) --data $(or $(DATA),lfw) $(if $(VAL),--val $(VAL)) $(if $(QUICK),--quick) \
+		$(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 # Measured figures, appended to docs/benchmarks.md (CPU: well under 15 minutes).
 bench: $(STAMP)

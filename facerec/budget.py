@@ -111,11 +111,11 @@ def describe_model(model: nn.Module, loss: nn.Module | None = None) -> str:
 
 def flops(model: nn.Module, input_size: int) -> int:
     """FLOPs (2 x multiply-accumulates, as counted by thop) of one image at batch 1."""
-    from thop import profile
-
     m = copy.deepcopy(model).eval()  # thop leaves total_ops/total_params buffers on what it profiles
     with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # thop's own deprecation notices, not the user's concern
+        warnings.simplefilter("ignore")  # thop's own deprecation notices (at import too), not the user's concern
+        from thop import profile
+
         macs, _ = profile(m, inputs=(torch.zeros(1, 3, input_size, input_size),), verbose=False)
     return int(2 * macs)
 

@@ -21,6 +21,9 @@ COMMANDS = [
     "score",
     "params",
     "train",
+    "experiment",
+    "report",
+    "search",
 ]
 
 

@@ -45,6 +45,10 @@ class TrainConfig:
     mean: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
     hflip: bool = True
+    augment: str = "crop"  # none | crop | conservative | medium | aggressive (facerec/data/augment.py)
+    mix: str = "none"  # none | mixup | cutmix (classifier losses)
+    mix_alpha: float = 1.0  # Beta(alpha, alpha) for the mixing weight
+    max_classes: int | None = None  # train on the N identities with the most images (quick runs)
     workers: int | None = None
     check_leakage: bool = True
     # optimisation
@@ -74,6 +78,9 @@ class TrainConfig:
     seed: int = 42
     out: str = "runs"
     tag: str = ""
+    hypothesis: str = ""  # what this run is meant to show: experiment presets carry it into every record
+    run_dir: str | None = None  # explicit run directory (default: OUT/<time>-<model>-<loss>-<tag>)
+    folds: int = 0  # > 1: identity k-fold cross-validation over the train identities
     resume: str | None = None
     initial_model: str | None = None
     finetune_from: str | None = None
@@ -100,6 +107,8 @@ CHOICES = {
     "amp": ("off", "bf16", "fp16"),
     "budget_scope": BUDGET_SCOPES,
     "min_images": ("pad", "drop"),
+    "augment": ("none", "crop", "conservative", "medium", "aggressive"),
+    "mix": ("none", "mixup", "cutmix"),
 }
 
 # face_trainer's flag names -> ours (so course habits keep working).
@@ -178,12 +187,17 @@ def validate(cfg: TrainConfig) -> None:
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise FacerecError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
-    positive = ("epochs", "batch_classes", "per_class", "embedding_dim", "input_size", "test_interval", "param_budget")
+    positive = ("epochs", "batch_classes", "per_class", "embedding_dim", "input_size", "test_interval", "param_budget",
+                "max_classes")
     for key in positive:
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise FacerecError(f"{key} must be >= 1, got {getattr(cfg, key)}")
     if cfg.lr <= 0:
         raise FacerecError(f"lr must be > 0, got {cfg.lr}")
+    if cfg.mix != "none" and cfg.mix_alpha <= 0:
+        raise FacerecError(f"mix_alpha must be > 0, got {cfg.mix_alpha}")
+    if cfg.folds == 1 or cfg.folds < 0:
+        raise FacerecError(f"folds must be 0 (off) or >= 2, got {cfg.folds}")
 
 
 def preset_names() -> list[str]:

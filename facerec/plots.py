@@ -90,3 +90,51 @@ def _save(fig, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_compare_curves(histories: dict, path, title: str = "") -> None:
+    """histories: label -> list of per-seed histories (rows with epoch, loss, val_eer). Each label
+    draws its mean over seeds per epoch, with the seeds' min-max as a band."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (label, runs) in enumerate(histories.items()):
+        for ax, key in zip(axes, ("loss", "val_eer")):
+            per_epoch: dict[int, list[float]] = {}
+            for rows in runs:
+                for r in rows:
+                    if r.get(key) not in (None, ""):
+                        per_epoch.setdefault(int(r["epoch"]), []).append(float(r[key]))
+            if not per_epoch:
+                continue
+            ep = sorted(per_epoch)
+            vals = [per_epoch[e] for e in ep]
+            ax.plot(ep, [np.mean(v) for v in vals], "o-", ms=3, color=f"C{i % 10}", label=label)
+            if any(len(v) > 1 for v in vals):
+                ax.fill_between(ep, [min(v) for v in vals], [max(v) for v in vals], color=f"C{i % 10}", alpha=0.15)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="training loss (mean over seeds, band: min-max)")
+    axes[1].set(xlabel="epoch", ylabel="EER (%)", title="validation EER")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=7, loc="upper right")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_eer_bars(labels: list[str], means: list[float], stds: list[float], baseline: str, path, title: str = "") -> None:
+    """Mean EER per experiment with a one-standard-deviation error bar; the baseline in grey and
+    a dotted line at its mean."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels) + 2), 4.2))
+    colors = ["0.55" if lab == baseline else "C0" for lab in labels]
+    ax.bar(range(len(labels)), means, yerr=stds, color=colors, capsize=3)
+    if baseline in labels:
+        ax.axhline(means[labels.index(baseline)], color="0.3", ls=":", lw=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set(ylabel="EER (%)", title=title or "validation EER (mean +- std over seeds)")
+    ax.grid(True, axis="y", alpha=0.3)
+    _save(fig, path)

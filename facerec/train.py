@@ -118,6 +118,8 @@ def load_data(cfg) -> Data:
     if cfg.train is None:
         default_lfw_lists(cfg)
     train = load_train(cfg.train, cfg.root)
+    if cfg.max_classes is not None and cfg.max_classes < train.num_classes:
+        train = largest_identities(train, cfg.max_classes)
     val = read_pairs(cfg.val, cfg.val_root) if cfg.val else None
     if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
         raise FacerecError(f"nClasses/num_classes is {cfg.num_classes} but {cfg.train} has {train.num_classes} identities")
@@ -129,24 +131,46 @@ def load_data(cfg) -> Data:
     return Data(train, val)
 
 
+def largest_identities(train: TrainList, n: int) -> TrainList:
+    """The n identities with the most images (ties by name): quick runs keep the learnable ones."""
+    counts: dict[str, int] = {}
+    for i in train.identities:
+        counts[i] = counts.get(i, 0) + 1
+    keep = sorted(counts, key=lambda c: (-counts[c], c))[:n]
+    return train.subset(keep)
+
+
+def is_classifier(loss) -> bool:
+    parts = list(loss.parts.values()) if hasattr(loss, "parts") else [loss]
+    return all(getattr(p, "num_classes", None) is not None for p in parts)
+
+
 class Trainer:
-    def __init__(self, cfg, *, progress: bool = True, log=print):
+    """`on_epoch(row)` is called after every epoch's row (validation included); it may raise to
+    stop the run (Optuna's pruning does)."""
+
+    def __init__(self, cfg, *, progress: bool = True, log=print, on_epoch=None):
         self.cfg = cfg
         self.progress = progress
         self.log = log
+        self.on_epoch = on_epoch
 
     # --- setup ---------------------------------------------------------------------------
     def prepare(self) -> None:
         cfg = self.cfg
         config_mod.validate(cfg)
         budget.check_budget(cfg.model, budget=cfg.param_budget, scope=cfg.budget_scope, **model_kwargs(cfg))
-        self.data = load_data(cfg)
         import losses
 
-        self.loss_probe = losses.create(cfg.loss, **self._loss_kwargs(num_classes=self.data.train.num_classes))
+        # Loss options, K and mixing are checked on a 2-class probe, before any data is read.
+        self.loss_probe = losses.create(cfg.loss, **self._loss_kwargs(num_classes=2))
         if cfg.per_class is None:
             cfg.per_class = max(1, self.loss_probe.min_per_class)
         losses.check_per_class(self.loss_probe, cfg.per_class)
+        if cfg.mix != "none" and not is_classifier(self.loss_probe):
+            raise FacerecError(f"mix={cfg.mix} needs a classifier loss (softmax, arcface, cosface, ...): a mixed image "
+                               f"has no identity for {cfg.loss} to compare")
+        self.data = load_data(cfg)
         self.device = devices.resolve(cfg.device)
 
     def _loss_kwargs(self, num_classes: int) -> dict:
@@ -215,6 +239,8 @@ class Trainer:
             self.run_dir = Path(cfg.resume)
             if self.run_dir.is_file():
                 self.run_dir = self.run_dir.parent
+        elif cfg.run_dir:
+            self.run_dir = Path(cfg.run_dir)
         else:
             self.run_dir = Path(cfg.out) / run_name(cfg)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -267,7 +293,7 @@ class Trainer:
         cfg, dev = self.cfg, self.device
         self.sampler.set_epoch(self.epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 1000003 + self.epoch)
-        transform = BatchTransform(self.pre, train=True)
+        transform = BatchTransform(self.pre, train=True, augment=cfg.augment)
         labels_all = torch.as_tensor(self.data.train.labels)
         self.model.train()
         self.loss.train()
@@ -284,9 +310,16 @@ class Trainer:
             idx = torch.as_tensor(batch)
             x = transform(store[idx], gen).to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = labels_all[idx].to(dev, non_blocking=True)
+            perm = None
+            if cfg.mix != "none":
+                from .data.augment import mix_batch
+
+                x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, gen)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 emb = self.model(x)
                 loss = self.loss(emb.float(), y)
+                if perm is not None:
+                    loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -350,6 +383,10 @@ class Trainer:
                                    workers=cfg.workers, progress=self.progress)
         tb = _tensorboard(self.run_dir)
         last_scores = None
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.t_start = time.perf_counter()
+        self.seconds_before = sum(r.get("seconds", 0.0) for r in self.history)
         try:
             while self.epoch < cfg.epochs:
                 row = self.train_epoch(store, tb)
@@ -366,6 +403,8 @@ class Trainer:
                         self.stale += cfg.test_interval
                 self.history.append(row)
                 self._log_epoch(row, tb)
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
                 payload = self.payload()
                 checkpoint.save(self.run_dir / "last.pt", payload)
                 if self.best["epoch"] == self.epoch:
@@ -412,7 +451,10 @@ class Trainer:
         from .plots import plot_curves
 
         summary = {"run_dir": str(self.run_dir), "epochs": self.epoch, "best_eer": self.best["eer"],
-                   "best_epoch": self.best["epoch"]}
+                   "best_epoch": self.best["epoch"], "hypothesis": self.cfg.hypothesis,
+                   "train_seconds": sum(r.get("seconds", 0.0) for r in self.history),
+                   "wall_seconds": self.seconds_before + time.perf_counter() - self.t_start,
+                   "peak_memory_mb": peak_memory_mb(self.device), **self.costs()}
         if self.history:
             plot_curves(self.history, self.run_dir / "curves.png")
         if (self.run_dir / "scores.txt").is_file():
@@ -427,6 +469,27 @@ class Trainer:
 
         write_text(self.run_dir / "summary.json", json.dumps(jsonable(summary), indent=2))
         return summary
+
+
+    def costs(self) -> dict:
+        """Params, FLOPs, size and CPU latency of the trained model, for the experiment records."""
+        import copy
+
+        m = copy.deepcopy(self.model).cpu().float()
+        c = budget.counts(m, self.loss)
+        return {**c, "flops": budget.flops(m, self.cfg.input_size), "size_mb": budget.size_mb(m),
+                "ms_per_image_cpu": budget.latency_ms(m, self.cfg.input_size, batch=8, repeats=3)}
+
+
+def peak_memory_mb(dev: torch.device) -> float:
+    """Peak GPU memory on CUDA; else the process's peak resident set (one run per process under
+    `facerec experiment`, so it is the run's)."""
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 class NonFiniteLoss(RuntimeError):

@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--loss-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="loss hyperparameter, namespaced for combinations: arcface.margin=0.5 (repeatable)")
     p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="backbone keyword (repeatable)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (logs, batch jobs)")
     for f in dataclasses.fields(config_mod.TrainConfig):
         if f.name in ("model_options", "loss_options", "eval_only"):
             continue
@@ -63,7 +64,7 @@ def _scalar(v: str):
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
-    skip = {"func", "command", "preset", "loss_opt", "model_opt"}
+    skip = {"func", "command", "preset", "loss_opt", "model_opt", "progress"}
     values = {k: v for k, v in vars(args).items() if k not in skip and not k.startswith("loss_knob_")}
     loss_opts = _pairs(args.loss_opt, "--loss-opt")
     for k, v in vars(args).items():
@@ -89,7 +90,11 @@ def run(args) -> int:
     cfg = build_config(args)
     if cfg.eval_only:
         return evaluate_only(cfg)
-    summary = Trainer(cfg).fit()
+    if cfg.folds:
+        from ..cv import cross_validate
+
+        return cross_validate(cfg, progress=args.progress)
+    summary = Trainer(cfg, progress=args.progress).fit()
     best = summary.get("best_metrics")
     if best:
         print(f"done: {summary['epochs']} epochs | best val EER {best['eer']:.2f}% (epoch {summary['best_epoch']}) | "

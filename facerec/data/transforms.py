@@ -92,21 +92,29 @@ def train_transform(pre: Preprocess):
 
 
 class BatchTransform:
-    """Crop, flip and normalise a whole uint8 batch at once (on any device).
+    """Crop, flip, augment and normalise a whole uint8 batch at once (on any device).
 
-    Training: a random crop and a coin-flip mirror per sample, drawn from `generator` so a
-    resumed epoch sees the same augmentation. Evaluation: the centre crop.
+    Training: a random crop and a coin-flip mirror per sample, then the augmentation level's
+    per-image ops (see `augment`), all drawn from `generator` so a resumed epoch sees the same
+    augmentation. Evaluation: the centre crop.
     """
 
-    def __init__(self, pre: Preprocess, train: bool):
+    def __init__(self, pre: Preprocess, train: bool, augment: str = "crop"):
+        from .augment import LEVELS, mirror, per_image_ops, random_crop
+
+        if augment not in LEVELS:
+            raise ValueError(f"augment must be one of {', '.join(LEVELS)}, got {augment!r}")
         self.pre, self.train = pre, train
+        self.crop = train and random_crop(augment)
+        self.flip = train and mirror(augment, pre.hflip)
+        self.ops = per_image_ops(augment) if train else None
         self._mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(pre.std).view(1, 3, 1, 1)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, r, _ = x.shape
         s = self.pre.input_size
-        if self.train and r > s:
+        if self.crop and r > s:
             oy = torch.randint(0, r - s + 1, (b,), generator=generator)
             ox = torch.randint(0, r - s + 1, (b,), generator=generator)
             base = torch.arange(s)
@@ -118,8 +126,13 @@ class BatchTransform:
         else:
             o = (r - s) // 2
             x = x[:, :, o : o + s, o : o + s]
-        if self.train and self.pre.hflip:
+        if self.flip:
             flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if self.ops is not None:
+            seed = int(torch.randint(2**62, (1,), generator=generator))
+            with torch.random.fork_rng(devices=[]):  # v2 draws from the global RNG: seed it from ours
+                torch.manual_seed(seed)
+                x = torch.stack([self.ops(img) for img in x])
         x = x.float().div_(255)
         return (x - self._mean.to(x.device)) / self._std.to(x.device)

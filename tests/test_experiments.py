@@ -1,0 +1,90 @@
+"""The experiment runner end to end on real ORL faces: a quick loss phase (two presets x two
+seeds) killed mid-run, resumed, skipped when finished, and its comparison report."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from facerec.cli import main
+from facerec.experiments.index import Index
+
+TINY = ["--set", "input_size=32", "--set", "embedding_dim=64", "--set", "max_steps=4", "--set", "workers=0"]
+
+
+@pytest.fixture(scope="module")
+def phase(tmp_path_factory, data_root_orl):
+    import os
+
+    work = tmp_path_factory.mktemp("exp")
+    old = os.getcwd()
+    os.chdir(work)  # data_lists/ and the results land in the scratch folder
+    try:
+        argv = ["experiment", "run", "loss", "--data", "orl", "--data-root", str(data_root_orl), "--quick",
+                "--seeds", "1,2", "--only", "arcface_s30_m03", "--out", str(work / "res"), *TINY]
+        os.environ["FACEREC_FAULT_KILL_AFTER_STEPS"] = "6"  # every run dies in epoch 2, after epoch 1's checkpoint
+        try:
+            first = main(argv)
+        finally:
+            del os.environ["FACEREC_FAULT_KILL_AFTER_STEPS"]
+        killed = Index(work / "res").rows("loss")
+        second = main(argv)
+        stamps = {p: p.stat().st_mtime_ns for p in (work / "res").rglob("summary.json")}
+        third = main(argv)
+        yield {"work": work, "res": work / "res", "rcs": (first, second, third), "killed": killed, "stamps": stamps}
+    finally:
+        os.chdir(old)
+
+
+def test_interrupted_phase_resumes_and_finished_runs_are_skipped(phase):
+    first, second, third = phase["rcs"]
+    assert first == 1 and all(r["status"] == "failed" for r in phase["killed"]) and len(phase["killed"]) == 4
+    assert second == 0 and third == 0
+    rows = Index(phase["res"]).rows("loss")
+    assert sorted((r["preset"], r["seed"], r["status"]) for r in rows) == [
+        ("arcface_s30_m03", 1, "done"), ("arcface_s30_m03", 2, "done"), ("baseline", 1, "done"), ("baseline", 2, "done")]
+    for r in rows:
+        log = (phase["res"] / "loss" / r["preset"] / f"seed{r['seed']}" / "log.txt").read_text()
+        assert "--resume" in log and "resumed" in log  # continued from epoch 1, not restarted
+        assert r["epochs"] == 2 and 0 <= r["eer"] <= 100 and r["trunk_params"] > 1e6 and r["flops"] > 0
+        assert r["hypothesis"]
+    assert {p: p.stat().st_mtime_ns for p in phase["res"].rglob("summary.json")} == phase["stamps"]
+    assert (phase["res"] / "index.csv").read_text().count("\n") == 5
+
+
+def test_phase_report_compares_with_the_baseline(phase):
+    md = (phase["res"] / "report" / "loss.md").read_text()
+    assert "| experiment | seeds | EER % (mean ± std) | Δ EER vs baseline [95% CI] | Welch p | verdict |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| arcface_s30_m03 |"))
+    assert re.search(r"\| 2 \| \d+\.\d\d ± \d+\.\d\d \| [+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \| [\d.e-]+ \| "
+                     r"(better|worse|not significant) \|", row), row
+    assert "*Hypothesis:* ArcFace" in md and "| loss | softmax | arcface |" in md
+    page = (phase["res"] / "report" / "loss.html").read_text()
+    assert page.count("data:image/png;base64,") >= 5 and 'src="http' not in page  # self-contained
+    assert "loss.html" in (phase["res"] / "report" / "index.html").read_text()
+
+
+def test_report_on_run_folders_with_a_named_baseline(phase, tmp_path):
+    runs = sorted(str(p.parent) for p in phase["res"].rglob("summary.json"))
+    assert main(["report", *runs, "--baseline", "arcface_s30_m03", "--out", str(tmp_path), "--name", "adhoc",
+                 "--bootstrap", "200"]) == 0
+    md = (tmp_path / "adhoc.md").read_text()
+    assert "Baseline: **arcface_s30_m03**" in md and "| baseline | 2 |" in md
+
+
+def test_bad_override_is_named_before_any_run(phase, capsys):
+    rc = main(["experiment", "run", "loss", "--data", "orl", "--quick", "--set", "lerning_rate=0.1",
+               "--out", str(phase["work"] / "never")])
+    assert rc == 2 and "unknown key 'lerning_rate'" in capsys.readouterr().err
+    assert not (phase["work"] / "never").exists()
+
+
+def test_dry_run_lists_state_without_running(phase, capsys):
+    assert main(["experiment", "run", "loss", "--data", "orl", "--quick", "--seeds", "1,2,3", "--only", "cosface",
+                 "--out", str(phase["res"]), "--dry-run", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "2 presets x 3 seeds = 6 runs" in out
+    assert re.search(r"done\s+baseline\s+seed 1 ", out) and re.search(r"new\s+cosface\s+seed 3 ", out)
+    assert not (phase["res"] / "loss" / "cosface").exists()
