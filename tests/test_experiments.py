@@ -88,3 +88,13 @@ def test_dry_run_lists_state_without_running(phase, capsys):
     assert "2 presets x 3 seeds = 6 runs" in out
     assert re.search(r"done\s+baseline\s+seed 1 ", out) and re.search(r"new\s+cosface\s+seed 3 ", out)
     assert not (phase["res"] / "loss" / "cosface").exists()
+
+
+def test_finished_runs_with_another_config_are_not_reused(phase, capsys):
+    argv = ["experiment", "run", "loss", "--data", "orl", "--quick", "--seeds", "1,2", "--only", "arcface_s30_m03",
+            "--out", str(phase["res"]), *TINY[:-4], "--set", "max_steps=5", "--set", "workers=0"]
+    assert main([*argv, "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("stale ") == 4
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "4 existing run(s) were started with a different config" in err and "max_steps" in err

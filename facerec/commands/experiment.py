@@ -79,7 +79,7 @@ def results_dir(args) -> Path:
 def run(args) -> int:
     from ..experiments import plan
     from ..experiments.index import Index
-    from ..experiments.runner import run_phase, state
+    from ..experiments.runner import changed, run_phase, state
 
     phase = plan.get_phase(args.phase)
     seeds = parse_seeds(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS))
@@ -91,7 +91,8 @@ def run(args) -> int:
     if args.dry_run:
         for r in runs:
             c = r.cfg
-            print(f"  {state(r):6s} {r.preset:24s} seed {r.seed:<4d} {r.data:6s} {c.model}/{c.loss} "
+            st = "stale" if state(r) != "new" and changed(r) else state(r)
+            print(f"  {st:6s} {r.preset:24s} seed {r.seed:<4d} {r.data:6s} {c.model}/{c.loss} "
                   f"{c.input_size}px {c.epochs} ep  {r.run_dir}")
         return 0
     index = Index(out)

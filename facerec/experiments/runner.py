@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import config as config_mod
+from ..errors import FacerecError
 from ..fileio import write_text
 from .index import Index, row_from_run
 from .plan import Run
@@ -33,8 +34,31 @@ def command(run: Run) -> list[str]:
     return base + ["--preset", str(run.run_dir / "planned.yaml")]
 
 
+def changed(run: Run) -> list[str]:
+    """Config keys whose planned value differs from what this run directory was started with."""
+    path = run.run_dir / "planned.yaml"
+    if not path.is_file():
+        return []
+    import yaml
+
+    before = yaml.safe_load(path.read_text()) or {}
+    now = run.cfg.to_dict()
+    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+
+
+def check_unchanged(runs: list[Run]) -> None:
+    """A finished or half-done run is only reused when it was started with the same config."""
+    stale = [(r, keys) for r in runs if state(r) != "new" and (keys := changed(r))]
+    if stale:
+        lines = [f"  {r.run_dir}: {', '.join(keys)}" for r, keys in stale[:10]]
+        raise FacerecError(f"{len(stale)} existing run(s) were started with a different config:\n" + "\n".join(lines)
+                           + "\nuse --force to redo them, or --out for a new results folder")
+
+
 def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: bool = False, log=print) -> int:
     """Returns the number of failed runs."""
+    if not force:
+        check_unchanged(runs)
     failed: set[str] = set()
     bar = tqdm(runs, unit="run", desc=runs[0].phase if runs else "phase")
     for run in bar:
