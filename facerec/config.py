@@ -68,6 +68,7 @@ class TrainConfig:
     t_mult: int = 1
     warmup_epochs: float = 0.0
     amp: str = "off"
+    compile: str = "off"  # off | inductor (torch.compile the training forward/backward) | aot_eager (checks only)
     grad_clip: float = 0.0
     # validation, stopping
     test_interval: int = 1
@@ -109,6 +110,7 @@ CHOICES = {
     "min_images": ("pad", "drop"),
     "augment": ("none", "crop", "conservative", "medium", "aggressive"),
     "mix": ("none", "mixup", "cutmix"),
+    "compile": ("off", "inductor", "aot_eager"),
 }
 
 # face_trainer's flag names -> ours (so course habits keep working).

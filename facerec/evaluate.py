@@ -60,9 +60,14 @@ def score_pairs(members: list[tuple[torch.nn.Module, Preprocess]], pairs: PairLi
     """Several (model, preprocess) members form an ensemble: their L2-normalised embeddings are averaged."""
     uniq, i1, i2 = pairs.unique_paths()
     paths = [os.path.join(pairs.root, p) for p in uniq]
-    emb = None
+    emb, dims = None, []
     for m, pre in members:
         e = F.normalize(embed(m, paths, pre, **embed_kw), dim=1)
+        dims.append(e.shape[1])
+        if emb is not None and e.shape != emb.shape:
+            from .errors import FacerecError
+
+            raise FacerecError(f"ensemble members must share one embedding size: {', '.join(map(str, dims))}")
         emb = e if emb is None else emb + e
     return PairScores(pairs, cosine_scores(emb, i1, i2))
 

@@ -190,6 +190,8 @@ class Trainer:
         self.loss = losses.create(cfg.loss, **self._loss_kwargs(num_classes=self.data.train.num_classes))
         self.model.to(self.device, memory_format=torch.channels_last)
         self.loss.to(self.device)
+        # Training steps may run compiled; checkpoints and validation use the eager module (same weights).
+        self.train_model = self.model if cfg.compile == "off" else torch.compile(self.model, backend=cfg.compile)
 
         from .sampling import PKSampler
 
@@ -316,7 +318,7 @@ class Trainer:
 
                 x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, gen)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                emb = self.model(x)
+                emb = self.train_model(x)
                 loss = self.loss(emb.float(), y)
                 if perm is not None:
                     loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])

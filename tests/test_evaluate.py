@@ -12,6 +12,7 @@ import models
 from facerec.cli import main
 from facerec.data.lists import read_pairs
 from facerec.data.transforms import Preprocess
+from facerec.errors import FacerecError
 from facerec.evaluate import embed, score_pairs
 from facerec.scores import read_scores
 from tests.test_metrics import face_trainer_eer
@@ -78,3 +79,25 @@ def test_bad_pair_list_fails_before_any_model_is_built(tmp_path, capsys):
     assert main(["eval", "--model", "resnet18", "--pairs", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.csv:1" in err and "bad.csv:2" in err
+
+
+def test_ensemble_averages_normalised_embeddings_of_different_models(lfw_slice, one_thread):
+    pairs = read_pairs(lfw_slice)
+    uniq, i1, i2 = pairs.unique_paths()
+    paths = [str(pairs.root / p) for p in uniq]
+    torch.manual_seed(1)
+    a = models.create("resnet18", input_size=64, embedding_dim=16, width=0.25).eval()
+    c = models.create("mobilefacenet", input_size=48, embedding_dim=16).eval()
+    pa, pc = Preprocess(input_size=64), Preprocess(input_size=48)
+    c.head.register_forward_hook(lambda m, i, o: o * 1000.0)  # a large norm must not dominate the average
+    ea = embed(a, paths, pa, workers=0, progress=False)
+    ec = embed(c, paths, pc, workers=0, progress=False)
+    # By hand: unit-normalise each member, add, cosine of the sums.
+    s = ea / ea.norm(dim=1, keepdim=True) + ec / ec.norm(dim=1, keepdim=True)
+    s = s / s.norm(dim=1, keepdim=True)
+    expected = (s[i1] * s[i2]).sum(1).numpy()
+    got = score_pairs([(a, pa), (c, pc)], pairs, workers=0, progress=False).scores
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    b = models.create("mobilefacenet", input_size=48, embedding_dim=8).eval()
+    with pytest.raises(FacerecError, match="ensemble members must share one embedding size: 16, 8"):
+        score_pairs([(a, pa), (b, pc)], pairs, workers=0, progress=False)

@@ -98,3 +98,24 @@ def test_finished_runs_with_another_config_are_not_reused(phase, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "4 existing run(s) were started with a different config" in err and "max_steps" in err
+
+
+def test_finetune_phase_pretrains_on_train1_then_finetunes_on_train2(phase):
+    out = phase["work"] / "ft"
+    assert main(["experiment", "run", "finetune", "--data", "orl", "--quick", "--seeds", "5", "--only",
+                 "ft_pretrain,ft_low_trunk_lr", "--out", str(out), "--no-report", *TINY]) == 0
+    import yaml
+
+    cfg = {p: yaml.safe_load((out / "finetune" / p / "seed5" / "config.yaml").read_text())
+           for p in ("baseline", "ft_pretrain", "ft_low_trunk_lr")}
+    assert cfg["baseline"]["train"].endswith("orl_train_half2.txt") and cfg["baseline"]["finetune_from"] is None
+    assert cfg["ft_pretrain"]["train"].endswith("orl_train_half1.txt")
+    assert cfg["ft_low_trunk_lr"]["train"].endswith("orl_train_half2.txt")
+    assert cfg["ft_low_trunk_lr"]["finetune_from"] == str(out / "finetune" / "ft_pretrain" / "seed5" / "best.pt")
+    assert cfg["ft_low_trunk_lr"]["trunk_lr_scale"] == 0.1
+    assert "loaded weights from" in (out / "finetune" / "ft_low_trunk_lr" / "seed5" / "log.txt").read_text()
+    with pytest.raises(Exception, match="ft_full fine-tunes from ft_pretrain: add it to --only"):
+        from facerec.experiments import plan
+
+        plan.plan_phase(plan.get_phase("finetune"), seeds=[5], data=plan.data_sources("orl"), out=out, quick=True,
+                        only=["ft_full"])
