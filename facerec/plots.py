@@ -125,12 +125,17 @@ def plot_compare_curves(histories: dict, path, title: str = "") -> None:
     _save(fig, path)
 
 
-def plot_eer_bars(labels: list[str], means: list[float], stds: list[float], baseline: str, path, title: str = "") -> None:
-    """Mean EER per experiment with a one-standard-deviation error bar; the baseline in grey and
-    a dotted line at its mean."""
+VERDICT_COLORS = {"better": "C2", "worse": "C3"}
+
+
+def plot_eer_bars(labels: list[str], means: list[float], stds: list[float], baseline: str, path, title: str = "",
+                  verdicts: list[str] | None = None) -> None:
+    """Mean EER per experiment with a one-standard-deviation error bar; the baseline in grey with
+    a dotted line at its mean; significantly better experiments green, worse red."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels) + 2), 4.2))
-    colors = ["0.55" if lab == baseline else "C0" for lab in labels]
+    verdicts = verdicts or [""] * len(labels)
+    colors = ["0.55" if lab == baseline else VERDICT_COLORS.get(v, "C0") for lab, v in zip(labels, verdicts)]
     ax.bar(range(len(labels)), means, yerr=stds, color=colors, capsize=3)
     if baseline in labels:
         ax.axhline(means[labels.index(baseline)], color="0.3", ls=":", lw=1)

@@ -410,7 +410,8 @@ class Trainer:
                 payload = self.payload()
                 checkpoint.save(self.run_dir / "last.pt", payload)
                 if self.best["epoch"] == self.epoch:
-                    checkpoint.save(self.run_dir / "best.pt", payload)
+                    # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
+                    checkpoint.save(self.run_dir / "best.pt", {k: v for k, v in payload.items() if k not in RESUME_ONLY})
                     if last_scores is not None:
                         self._write_scores(last_scores)
                 if cfg.patience and self.stale >= cfg.patience:
@@ -492,6 +493,9 @@ def peak_memory_mb(dev: torch.device) -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")
 
 
 class NonFiniteLoss(RuntimeError):

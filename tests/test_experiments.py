@@ -50,6 +50,7 @@ def test_interrupted_phase_resumes_and_finished_runs_are_skipped(phase):
         assert "--resume" in log and "resumed" in log  # continued from epoch 1, not restarted
         assert r["epochs"] == 2 and 0 <= r["eer"] <= 100 and r["trunk_params"] > 1e6 and r["flops"] > 0
         assert r["hypothesis"]
+        assert not (phase["res"] / "loss" / r["preset"] / f"seed{r['seed']}" / "last.pt").exists()  # best.pt suffices
     assert {p: p.stat().st_mtime_ns for p in phase["res"].rglob("summary.json")} == phase["stamps"]
     assert (phase["res"] / "index.csv").read_text().count("\n") == 5
 

@@ -55,6 +55,7 @@ def test_two_epoch_run_on_orl_writes_everything(orl_lists, tmp_path):
     assert len(first) == 4 and first[1] in ("0", "1")
     ckpt = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     assert ckpt["model"]["name"] == "resnet18" and ckpt["loss"]["state_dict"]["weight"].shape == (30, 64)
+    assert "optimizer" not in ckpt and "optimizer" in torch.load(run / "last.pt", weights_only=True)  # best.pt: weights
     # The checkpoint scores the val pairs again through `facerec eval` with the same EER.
     out = tmp_path / "eval_scores.csv"
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--pairs", str(orl_lists / "orl_val_pairs.csv"),

@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     r.add_argument("--only", default=None, help="comma-separated presets of the phase (the baseline always runs)")
     r.add_argument("--dry-run", action="store_true", help="print the planned runs and their state, run nothing")
     r.add_argument("--force", action="store_true", help="redo runs that already finished")
+    r.add_argument("--keep-last", action="store_true",
+                   help="keep each finished run's last.pt (optimiser state, to train on); default: only best.pt")
     r.add_argument("--no-report", dest="report", action="store_false", help="skip the phase report")
     r.set_defaults(func=run)
     ls = sp.add_parser("list", help="phases, their presets and hypotheses")
@@ -96,7 +98,7 @@ def run(args) -> int:
                   f"{c.input_size}px {c.epochs} ep  {r.run_dir}")
         return 0
     index = Index(out)
-    failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force)
+    failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force, keep_last=args.keep_last)
     if args.report:
         from ..experiments.report import write_phase_report
 

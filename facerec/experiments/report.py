@@ -215,7 +215,8 @@ def write_report(groups: dict[str, list[RunData]], baseline: str, out_dir, name:
     labels = [c.label for c in comps]
     plots = {"eer_bars.png": "EER per experiment", "curves.png": "Training curves", "roc_det.png": "ROC and DET"}
     plot_eer_bars(labels, [c.eer[0] for c in comps], [c.eer[1] for c in comps], baseline, files / "eer_bars.png",
-                  title=f"{title}: validation EER (mean ± std over seeds)")
+                  title=f"{title}: validation EER (mean ± std over seeds; green better, red worse)",
+                  verdicts=[c.verdict for c in comps])
     plot_compare_curves({c.label: [r.history for r in c.runs] for c in comps}, files / "curves.png", title=title)
     median = {c.label: _median_run(c.runs) for c in comps}
     roc_sets = {lab: (r.scores.scores, r.scores.labels) for lab, r in median.items() if r.scores is not None}

@@ -55,7 +55,8 @@ def check_unchanged(runs: list[Run]) -> None:
                            + "\nuse --force to redo them, or --out for a new results folder")
 
 
-def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: bool = False, log=print) -> int:
+def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: bool = False, keep_last: bool = False,
+              log=print) -> int:
     """Returns the number of failed runs."""
     if not force:
         check_unchanged(runs)
@@ -85,6 +86,8 @@ def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: b
             fh.flush()
             rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if rc == 0 and (run.run_dir / "summary.json").is_file():
+            if not keep_last:  # ~3x the weights with the optimiser state; best.pt keeps the weights
+                (run.run_dir / "last.pt").unlink(missing_ok=True)
             index.upsert({**row_from_run(run.run_dir, **fields), "finished": _mtime(run.run_dir / "summary.json")})
             log(f"{run.key}: EER {_eer(run.run_dir)} ({time.time() - t0:.0f}s)")
         else:
