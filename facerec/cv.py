@@ -10,6 +10,7 @@ A fold that already finished is reused, so an interrupted CV continues where it 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 import json
 import time
 from pathlib import Path
@@ -25,9 +26,7 @@ SMALL_FOLD_IMAGES = 500  # below this, three positive and three negative partner
 
 
 def fold_identities(train: TrainList, k: int, seed: int) -> list[list[str]]:
-    counts: dict[str, int] = {}
-    for i in train.identities:
-        counts[i] = counts.get(i, 0) + 1
+    counts = Counter(train.identities)
     eligible = sorted(c for c, n in counts.items() if n >= 2)
     if len(eligible) < 2 * k:
         raise FacerecError(f"{train.source or train.root}: {k} folds need at least {2 * k} identities with two or more "

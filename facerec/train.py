@@ -10,6 +10,7 @@ sampler and the augmentation draw from (seed, epoch), so a resumed run repeats t
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import json
 import math
 import os
@@ -133,9 +134,7 @@ def load_data(cfg) -> Data:
 
 def largest_identities(train: TrainList, n: int) -> TrainList:
     """The n identities with the most images (ties by name): quick runs keep the learnable ones."""
-    counts: dict[str, int] = {}
-    for i in train.identities:
-        counts[i] = counts.get(i, 0) + 1
+    counts = Counter(train.identities)
     keep = sorted(counts, key=lambda c: (-counts[c], c))[:n]
     return train.subset(keep)
 

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..experiments.index import Index
-    from ..experiments.report import groups_from_dirs, groups_from_index, write_index_page, write_report
+    from ..experiments.report import groups_from_dirs, write_index_page, write_phase_report, write_report
 
     if bool(args.phase) == bool(args.runs):
         raise FacerecError("give either --phase P or RUN_DIR... (not both)")
@@ -34,19 +34,13 @@ def run(args) -> int:
         if not index.path.is_file():
             raise FacerecError(f"{index.path}: no results index (run `facerec experiment run {args.phase}` first, "
                                "or point --results at its folder)")
-        groups = groups_from_index(index, args.phase)
-        out = Path(args.out) if args.out else index.folder / "report"
-        name, title = args.phase, f"Phase {args.phase}"
-        from ..experiments.plan import load_phases
-
-        desc = load_phases()[args.phase].description if args.phase in load_phases() else ""
-        baseline = args.baseline or "baseline"
+        page = write_phase_report(index, args.phase, baseline=args.baseline or "baseline", out_dir=args.out,
+                                  n_boot=args.bootstrap)
     else:
         groups = groups_from_dirs(args.runs)
         out = Path(args.out or "reports")
-        name, title, desc = args.name, f"Runs: {args.name}", f"{len(args.runs)} runs in {len(groups)} groups"
-        baseline = args.baseline or next(iter(groups))
-    page = write_report(groups, baseline, out, name, title=title, description=desc, n_boot=args.bootstrap)
-    write_index_page(out)
+        page = write_report(groups, args.baseline or next(iter(groups)), out, args.name, title=f"Runs: {args.name}",
+                            description=f"{len(args.runs)} runs in {len(groups)} groups", n_boot=args.bootstrap)
+        write_index_page(out)
     print(f"report: {page} (and {page.with_suffix('.md')})")
     return 0

@@ -70,7 +70,8 @@ def groups_from_index(index, phase: str) -> dict[str, list[RunData]]:
     rows = [r for r in index.rows(phase) if r.get("status") == "done"]
     if not rows:
         raise FacerecError(f"{index.path}: no finished runs of phase {phase!r}")
-    order = load_phases()[phase].presets if phase in load_phases() else []
+    phases = load_phases()
+    order = phases[phase].presets if phase in phases else []
     rank = {p: i for i, p in enumerate(order)}
     groups: dict[str, list[RunData]] = {}
     for r in sorted(rows, key=lambda r: (rank.get(r["preset"], len(rank)), r["preset"], int(r["seed"]))):
@@ -328,13 +329,13 @@ def write_index_page(out_dir) -> Path:
     return page
 
 
-def write_phase_report(index, phase: str, baseline: str = "baseline", out_dir=None) -> Path:
+def write_phase_report(index, phase: str, baseline: str = "baseline", out_dir=None, n_boot: int = 1000) -> Path:
     from .plan import load_phases
 
     phases = load_phases()
     groups = groups_from_index(index, phase)
     desc = phases[phase].description if phase in phases else ""
     out_dir = Path(out_dir) if out_dir else index.folder / "report"
-    page = write_report(groups, baseline, out_dir, phase, title=f"Phase {phase}", description=desc)
+    page = write_report(groups, baseline, out_dir, phase, title=f"Phase {phase}", description=desc, n_boot=n_boot)
     write_index_page(out_dir)
     return page

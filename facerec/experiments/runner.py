@@ -88,8 +88,10 @@ def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: b
         if rc == 0 and (run.run_dir / "summary.json").is_file():
             if not keep_last:  # ~3x the weights with the optimiser state; best.pt keeps the weights
                 (run.run_dir / "last.pt").unlink(missing_ok=True)
-            index.upsert({**row_from_run(run.run_dir, **fields), "finished": _mtime(run.run_dir / "summary.json")})
-            log(f"{run.key}: EER {_eer(run.run_dir)} ({time.time() - t0:.0f}s)")
+            row = {**row_from_run(run.run_dir, **fields), "finished": _mtime(run.run_dir / "summary.json")}
+            index.upsert(row)
+            eer = "n/a" if row["eer"] is None else f"{row['eer']:.2f}%"
+            log(f"{run.key}: EER {eer} ({time.time() - t0:.0f}s)")
         else:
             tail = (run.run_dir / "log.txt").read_text().splitlines()[-3:]
             index.upsert({**fields, "status": "failed", "run_dir": str(run.run_dir), "hypothesis": run.cfg.hypothesis,
@@ -98,13 +100,6 @@ def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: b
             log(f"{run.key}: FAILED (exit {rc}); see {run.run_dir / 'log.txt'}")
     bar.close()
     return len(failed)
-
-
-def _eer(run_dir: Path) -> str:
-    import json
-
-    best = json.loads((run_dir / "summary.json").read_text()).get("best_metrics") or {}
-    return f"{best['eer']:.2f}%" if "eer" in best else "n/a"
 
 
 def _mtime(path: Path) -> str:
