@@ -49,7 +49,9 @@ class TrainConfig:
     mix: str = "none"  # none | mixup | cutmix (classifier losses)
     mix_alpha: float = 1.0  # Beta(alpha, alpha) for the mixing weight
     max_classes: int | None = None  # train on the N identities with the most images (quick runs)
-    workers: int | None = None
+    workers: int | None = None  # DataLoader worker processes (default: min(8, CPU cores))
+    cache: str = "auto"  # auto | ram | disk | off: decoded-image store (facerec/data/cache.py) or streamed files
+    cache_budget_mb: float = 2048.0  # auto keeps the decoded store only when it fits this many MB
     check_leakage: bool = True
     # optimisation
     epochs: int = 10
@@ -111,6 +113,7 @@ CHOICES = {
     "augment": ("none", "crop", "conservative", "medium", "aggressive"),
     "mix": ("none", "mixup", "cutmix"),
     "compile": ("off", "inductor", "aot_eager"),
+    "cache": ("auto", "ram", "disk", "off"),
 }
 
 # face_trainer's flag names -> ours (so course habits keep working).
@@ -194,6 +197,8 @@ def validate(cfg: TrainConfig) -> None:
     for key in positive:
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise FacerecError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.cache_budget_mb < 0:
+        raise FacerecError(f"cache_budget_mb must be >= 0, got {cfg.cache_budget_mb}")
     if cfg.lr <= 0:
         raise FacerecError(f"lr must be > 0, got {cfg.lr}")
     if cfg.mix != "none" and cfg.mix_alpha <= 0:
@@ -252,7 +257,7 @@ def dump(cfg: TrainConfig) -> str:
 
 
 # What may change when a run is resumed: the rest comes from its checkpoint, so it continues exactly.
-RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience")
+RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience", "cache", "cache_budget_mb")
 
 
 def resume_config(overrides: dict) -> TrainConfig:

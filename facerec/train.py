@@ -10,7 +10,6 @@ sampler and the augmentation draw from (seed, epoch), so a resumed run repeats t
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import json
 import math
 import os
@@ -27,7 +26,9 @@ from tqdm import tqdm
 
 from . import budget, checkpoint, config as config_mod, device as devices
 from .data import leakage
-from .data.cache import load_store
+from .data import cache as store_cache
+from .data.datasets import default_workers
+from .data.stream import Batches, FileFaces, Plan, StoredFaces, make_loader, sequential_plan, step_generator
 from .data.lists import PairList, TrainList, load_train, read_pairs
 from .data.transforms import BatchTransform, Preprocess
 from .errors import FacerecError
@@ -134,9 +135,9 @@ def load_data(cfg) -> Data:
 
 def largest_identities(train: TrainList, n: int) -> TrainList:
     """The n identities with the most images (ties by name): quick runs keep the learnable ones."""
-    counts = Counter(train.identities)
-    keep = sorted(counts, key=lambda c: (-counts[c], c))[:n]
-    return train.subset(keep)
+    counts = np.bincount(train.labels, minlength=train.num_classes)
+    keep = sorted(range(train.num_classes), key=lambda c: (-counts[c], train.classes[c]))[:n]
+    return train.subset([train.classes[c] for c in keep])
 
 
 def is_classifier(loss) -> bool:
@@ -290,12 +291,11 @@ class Trainer:
         }
 
     # --- the loop --------------------------------------------------------------------------
-    def train_epoch(self, store: torch.Tensor, tb) -> dict:
+    def train_epoch(self) -> dict:
         cfg, dev = self.cfg, self.device
         self.sampler.set_epoch(self.epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 1000003 + self.epoch)
-        transform = BatchTransform(self.pre, train=True, augment=cfg.augment)
-        labels_all = torch.as_tensor(self.data.train.labels)
+        plan = Plan(self.sampler.batches(), self.epoch, stop=self.steps_per_epoch)
+        loader = make_loader(self.train_batches, plan, workers=self.train_workers, device=dev)
         self.model.train()
         self.loss.train()
         self._apply_freeze()
@@ -303,19 +303,16 @@ class Trainer:
         sums = {"loss": 0.0, "n": 0}
         stat_sums: dict[str, float] = {}
         t0 = time.perf_counter()
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
+        bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not self.progress, leave=False)
-        for step, batch in enumerate(self.sampler):
-            if step >= self.steps_per_epoch:
-                break
-            idx = torch.as_tensor(batch)
-            x = transform(store[idx], gen).to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = labels_all[idx].to(dev, non_blocking=True)
+        for step, (x, y) in enumerate(loader):
+            x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(dev, non_blocking=True)
             perm = None
             if cfg.mix != "none":
                 from .data.augment import mix_batch
 
-                x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, gen)
+                x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.epoch, step, stream=1))
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 emb = self.train_model(x)
                 loss = self.loss(emb.float(), y)
@@ -333,10 +330,13 @@ class Trainer:
             self.scheduler.step()
             _fault_injection(self.scheduler.last_epoch)
             lv = loss.item()
-            sums["loss"] += lv * len(idx)
-            sums["n"] += len(idx)
+            sums["loss"] += lv * len(y)
+            sums["n"] += len(y)
             for k, v in self.loss.stats.items():
-                stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * len(idx)
+                stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * len(y)
+            if self.first_step_seconds is None:
+                self.first_step_seconds = time.perf_counter() - self.t_fit
+                self.log(f"first step done {self.first_step_seconds:.1f}s after the run started")
             bar.set_postfix(loss=f"{lv:.3f}", img_s=f"{sums['n'] / (time.perf_counter() - t0):.0f}")
             bar.update()
         bar.close()
@@ -357,16 +357,20 @@ class Trainer:
                     m.eval()
 
     @torch.inference_mode()
-    def validate(self, val_store: torch.Tensor, i1, i2) -> tuple[dict, np.ndarray]:
-        from .evaluate import cosine_scores
+    def validate(self, i1, i2) -> tuple[dict, np.ndarray]:
+        from .evaluate import cosine_scores, embed_batches
         from .metrics import compute_all
 
-        emb = embed_store(self.model, val_store, self.pre, self.device, tta=self.cfg.tta)
+        loader = make_loader(self.val_batches, sequential_plan(len(self.val_batches.faces), 256),
+                             workers=self.val_workers, device=self.device)
+        emb = embed_batches(self.model, loader, device=self.device, tta=self.cfg.tta)
         scores = cosine_scores(emb, i1, i2)
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
 
     def fit(self) -> dict:
         cfg = self.cfg
+        self.t_fit = time.perf_counter()
+        self.first_step_seconds = None
         self.prepare()
         self.build()
         self.load_weights()
@@ -375,13 +379,15 @@ class Trainer:
             self.resume()
         self.log(f"run: {self.run_dir}")
         self.log(budget.describe_model(self.model, self.loss))
-        train_paths = self.data.train.abspaths()
-        store = load_store(train_paths, self.pre, workers=cfg.workers, progress=self.progress)
-        val_store = i1 = i2 = None
+        train = self.data.train
+        faces, self.train_workers = self._faces("train", train.root, train.paths, train.stats)
+        self.train_batches = Batches(faces, BatchTransform(self.pre, train=True, augment=cfg.augment), train.labels,
+                                     seed=cfg.seed)
+        i1 = i2 = None
         if self.data.val is not None:
             uniq, i1, i2 = self.data.val.unique_paths()
-            val_store = load_store([os.path.join(self.data.val.root, p) for p in uniq], self.pre,
-                                   workers=cfg.workers, progress=self.progress)
+            faces, self.val_workers = self._faces("val", self.data.val.root, uniq, None)
+            self.val_batches = Batches(faces, BatchTransform(self.pre, train=False))
         tb = _tensorboard(self.run_dir)
         last_scores = None
         if self.device.type == "cuda":
@@ -390,10 +396,10 @@ class Trainer:
         self.seconds_before = sum(r.get("seconds", 0.0) for r in self.history)
         try:
             while self.epoch < cfg.epochs:
-                row = self.train_epoch(store, tb)
+                row = self.train_epoch()
                 self.epoch += 1
-                if val_store is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
-                    m, last_scores = self.validate(val_store, i1, i2)
+                if i1 is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
+                    m, last_scores = self.validate(i1, i2)
                     row.update({"val_eer": m["eer"], "val_auc": m["auc"],
                                 **{f"val_tar@far{k}": v for k, v in m["tar_at_far"].items()}})
                     improved = m["eer"] < self.best["eer"] - cfg.min_delta
@@ -423,6 +429,20 @@ class Trainer:
             if tb is not None:
                 tb.close()
         return self.finish()
+
+    def _faces(self, what: str, root, paths, stats):
+        """Decoded store or image files, by --cache; and the DataLoader workers that suit it."""
+        cfg = self.cfg
+        mode, why = store_cache.choose(cfg.cache, len(paths), self.pre, cfg.cache_budget_mb)
+        workers = default_workers() if cfg.workers is None else cfg.workers
+        if mode == "off":
+            self.log(f"data ({what}): {len(paths)} images streamed from files by {workers} worker(s): {why}")
+            return FileFaces(root, paths, self.pre), workers
+        store = store_cache.load_store(paths, self.pre, root=str(root), in_ram=mode == "ram", stats=stats,
+                                       workers=cfg.workers, progress=self.progress)
+        where = "in RAM" if mode == "ram" else "memory-mapped from the disk cache"
+        self.log(f"data ({what}): {len(paths)} images decoded once, {where}: {why}")
+        return StoredFaces(store), 0  # indexing the store costs less than shipping batches from workers
 
     def _log_epoch(self, row: dict, tb) -> None:
         keys = list(dict.fromkeys(k for r in self.history for k in r))
@@ -456,7 +476,8 @@ class Trainer:
                    "best_epoch": self.best["epoch"], "hypothesis": self.cfg.hypothesis,
                    "train_seconds": sum(r.get("seconds", 0.0) for r in self.history),
                    "wall_seconds": self.seconds_before + time.perf_counter() - self.t_start,
-                   "peak_memory_mb": peak_memory_mb(self.device), **self.costs()}
+                   "peak_memory_mb": peak_memory_mb(self.device), "first_step_seconds": self.first_step_seconds,
+                   **self.costs()}
         if self.history:
             plot_curves(self.history, self.run_dir / "curves.png")
         if (self.run_dir / "scores.txt").is_file():
@@ -508,15 +529,6 @@ def _fault_injection(global_step: int) -> None:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def embed_store(model, store: torch.Tensor, pre: Preprocess, device, *, tta: bool = False, batch_size: int = 256):
-    """Embed an already-decoded uint8 store (centre crop, normalise a batch at a time)."""
-    from .evaluate import embed_batches
-
-    transform = BatchTransform(pre, train=False)
-    batches = (transform(store[i : i + batch_size]) for i in range(0, len(store), batch_size))
-    return embed_batches(model, batches, device=device, tta=tta)
 
 
 def _tensorboard(run_dir: Path):

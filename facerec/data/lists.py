@@ -10,32 +10,68 @@ tools know the image root without `--root`; course files without it work with `-
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FacerecError, ValidationError
 from ..fileio import write_text
+from .strings import Strings, StringsBuilder
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
 UNKNOWN_LABEL = -1
 
 
-@dataclass
-class TrainList:
-    root: Path
-    paths: list[str]  # relative to root
-    identities: list[str]  # one per path
-    classes: list[str] = field(default_factory=list)  # sorted identity names (face_trainer's class index)
-    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    source: str = ""
+class LabelNames(Sequence):
+    """The identity of each image, as a view over (labels, classes): no string per image."""
 
-    def __post_init__(self):
-        if not self.classes:
-            self.classes = sorted(set(self.identities))
-        index = {c: i for i, c in enumerate(self.classes)}
-        self.labels = np.array([index[i] for i in self.identities], dtype=np.int64)
+    def __init__(self, labels: np.ndarray, classes: list[str]):
+        self.labels, self.classes = labels, classes
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.classes[j] for j in self.labels[i]]
+        return self.classes[self.labels[i]]
+
+    def __iter__(self):
+        classes = self.classes
+        return (classes[j] for j in self.labels.tolist())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+
+
+class TrainList:
+    """Images (paths relative to `root`) and their integer labels into `classes`, the sorted
+    identity names (face_trainer's class index). Paths are held compactly (`Strings`), labels as
+    one int64 array, so a list of a million images costs tens of MB, not GBs.
+
+    `stats` is (size, mtime_ns) per image once something has stat'ed the files (the list
+    reader's existence check does), so later steps (leakage digests, store key) never stat twice.
+    """
+
+    def __init__(self, root, paths, identities=None, *, classes=None, labels=None, source: str = "",
+                 stats: tuple[np.ndarray, np.ndarray] | None = None):
+        self.root = Path(root)
+        self.paths = paths if isinstance(paths, Strings) else Strings(paths)
+        if labels is None:
+            identities = list(identities)
+            self.classes = list(classes) if classes else sorted(set(identities))
+            index = {c: i for i, c in enumerate(self.classes)}
+            labels = np.fromiter((index[i] for i in identities), dtype=np.int64, count=len(identities))
+        else:
+            self.classes = list(classes)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.source = source
+        self.stats = stats
+        if len(self.labels) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -44,13 +80,46 @@ class TrainList:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def identities(self) -> LabelNames:
+        return LabelNames(self.labels, self.classes)
+
+    def abspath(self, i: int) -> str:
+        return os.path.join(self.root, self.paths[i])
+
     def abspaths(self) -> list[str]:
-        return [os.path.join(self.root, p) for p in self.paths]
+        """Every absolute path as a list: fine for small sets; large ones should index `abspath`."""
+        root = str(self.root)
+        return [os.path.join(root, p) for p in self.paths]
+
+    def file_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(size, mtime_ns) of every image, stat'ed once and kept."""
+        if self.stats is None:
+            self.stats = stat_files(str(self.root), self.paths, self.source)
+        return self.stats
 
     def subset(self, keep_identities) -> "TrainList":
         keep = set(keep_identities)
-        rows = [(p, i) for p, i in zip(self.paths, self.identities) if i in keep]
-        return TrainList(self.root, [p for p, _ in rows], [i for _, i in rows], source=self.source)
+        keep_labels = np.array([i for i, c in enumerate(self.classes) if c in keep], dtype=np.int64)
+        rows = np.flatnonzero(np.isin(self.labels, keep_labels))
+        classes = [self.classes[i] for i in keep_labels]
+        remap = np.full(len(self.classes), -1, dtype=np.int64)
+        remap[keep_labels] = np.arange(len(keep_labels))
+        stats = None if self.stats is None else (self.stats[0][rows], self.stats[1][rows])
+        return TrainList(self.root, self.paths.take(rows), classes=classes, labels=remap[self.labels[rows]],
+                         source=self.source, stats=stats)
+
+
+def stat_files(root: str, paths, source: str = "") -> tuple[np.ndarray, np.ndarray]:
+    n = len(paths)
+    size, mtime = np.empty(n, np.int64), np.empty(n, np.int64)
+    for i, p in enumerate(paths):
+        try:
+            st = os.stat(os.path.join(root, p))
+        except OSError as exc:
+            raise FacerecError(f"{source or root}: cannot read {os.path.join(root, p)} ({exc.strerror})") from None
+        size[i], mtime[i] = st.st_size, st.st_mtime_ns
+    return size, mtime
 
 
 @dataclass
@@ -130,45 +199,85 @@ def _missing_files(root: Path, rel_with_line: list[tuple[int, str]], source: Pat
 
 
 def scan_identity_folder(root) -> TrainList:
-    """`root/<identity>/<image>`; class index = sorted identity names."""
+    """`root/<identity>/<image>`; class index = sorted identity names. Directory listings only:
+    no image is opened or stat'ed here (a listed name exists), so a million images scan in seconds."""
     root = Path(root)
     if not root.is_dir():
         raise FacerecError(f"{root}: identity folder not found")
-    paths, ids, problems = [], [], []
-    for ident in sorted(os.listdir(root)):
-        d = root / ident
-        if not d.is_dir():
-            continue
+    paths, counts, classes, problems = StringsBuilder(), [], [], []
+    with os.scandir(root) as it:
+        idents = sorted(e.name for e in it if e.is_dir())
+    for ident in idents:
+        d = os.path.join(root, ident)
         images = sorted(f for f in os.listdir(d) if f.lower().endswith(IMAGE_EXTS))
         if not images:
             problems.append(f"{d}: empty identity folder (no {'/'.join(IMAGE_EXTS)} images)")
             continue
-        for f in images:
-            paths.append(f"{ident}/{f}")
-            ids.append(ident)
+        paths.extend(f"{ident}/{f}" for f in images)
+        classes.append(ident)
+        counts.append(len(images))
     if problems:
         raise ValidationError(f"identity folder {root}", problems)
-    if not paths:
+    if not classes:
         raise FacerecError(f"{root}: no identity sub-folders with images")
-    return TrainList(root, paths, ids, source=str(root))
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
+    return TrainList(root, paths.build(), classes=classes, labels=labels, source=str(root))
+
+
+def _first_line(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FacerecError(f"{path}: file not found")
+    with open(path, "rb") as fh:
+        return [fh.readline().decode(errors="replace").rstrip("\r\n")]
 
 
 def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
-    """face_trainer's train list: one `identity relpath` per line."""
+    """face_trainer's train list: one `identity relpath` per line. Read as a stream (a million
+    lines never become a million Python objects); with check_files each image is stat'ed once and
+    its (size, mtime) kept for the leakage digests."""
     path = Path(path)
-    lines = _read_lines(path)
-    root = _resolve_root(path, lines, root)
-    paths, ids, problems, rows = [], [], [], []
-    for lineno, line in _entries(lines):
-        parts = line.split()
-        if len(parts) != 2:
-            problems.append(f"{path}:{lineno}: expected 'identity relpath', got {line!r}")
-            continue
-        ids.append(parts[0])
-        paths.append(parts[1])
-        rows.append((lineno, parts[1]))
-    _raise_problems("train list", path, root, rows, problems, check_files, len(paths))
-    return TrainList(root, paths, ids, source=str(path))
+    root = _resolve_root(path, _first_line(path), root)
+    root_s = str(root)
+    builder, problems = StringsBuilder(), []
+    class_of: dict[str, int] = {}
+    labels, sizes, mtimes = array("q"), array("q"), array("q")
+    chunk: list[str] = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                parts = line.split()
+                if len(parts) != 2:
+                    problems.append(f"{path}:{lineno}: expected 'identity relpath', got {line.rstrip()!r}")
+                    continue
+                ident, rel = parts
+                if check_files:
+                    try:
+                        st = os.stat(os.path.join(root_s, rel))
+                    except OSError:
+                        problems.append(f"{path}:{lineno}: image not found: {root / rel}")
+                        continue
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime_ns)
+                labels.append(class_of.setdefault(ident, len(class_of)))
+                chunk.append(rel)
+                if len(chunk) >= 65536:
+                    builder.extend(chunk)
+                    chunk = []
+    except UnicodeDecodeError as exc:
+        raise FacerecError(f"{path}: not a text file ({exc})") from None
+    builder.extend(chunk)
+    if problems:
+        raise ValidationError(f"train list {path}", problems)
+    if not labels:
+        raise FacerecError(f"{path}: train list is empty")
+    classes = sorted(class_of)
+    remap = np.empty(len(classes), dtype=np.int64)
+    remap[[class_of[c] for c in classes]] = np.arange(len(classes))
+    stats = (np.frombuffer(sizes, np.int64).copy(), np.frombuffer(mtimes, np.int64).copy()) if check_files else None
+    return TrainList(root, builder.build(), classes=classes, labels=remap[np.frombuffer(labels, np.int64)],
+                     source=str(path), stats=stats)
 
 
 def load_train(spec, root=None, check_files: bool = True) -> TrainList:
