@@ -334,6 +334,8 @@ class Trainer:
             sums["n"] += len(y)
             for k, v in self.loss.stats.items():
                 stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * len(y)
+            if step == 0:
+                t_after_first, n_first = time.perf_counter(), len(y)
             if self.first_step_seconds is None:
                 self.first_step_seconds = time.perf_counter() - self.t_fit
                 self.log(f"first step done {self.first_step_seconds:.1f}s after the run started")
@@ -343,6 +345,8 @@ class Trainer:
         seconds = time.perf_counter() - t0
         row = {"epoch": self.epoch + 1, "loss": sums["loss"] / max(1, sums["n"]),
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": sums["n"] / seconds}
+        if len(plan) > 1:  # without the first step's warm-up (allocator, workers starting): the steady rate
+            row["steady_images_per_s"] = (sums["n"] - n_first) / (time.perf_counter() - t_after_first)
         row.update({f"train_{k}": v / max(1, sums["n"]) for k, v in stat_sums.items()})
         return row
 

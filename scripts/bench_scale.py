@@ -7,8 +7,8 @@ link fits in its inode), then runs `facerec train` on each size as a user would 
   - peak memory: the trainer's own peak RSS, and the peak PSS summed over the trainer and its
     DataLoader workers (sampled every 0.2 s; PSS splits shared pages, so nothing counts twice),
   - the cache on disk (leakage digests; the decoded store where one is built),
-  - training img/s, resnet18 + ArcFace at 112 and 224 px, streamed from files; at the smallest size
-    also through the decoded store, for the streamed/store ratio.
+  - training img/s after the first step, resnet18 + ArcFace at 112 and 224 px, streamed from files;
+    at the smallest size also through the decoded store, for the streamed/store ratio.
 Validation uses the first 100 pairs of pairsDevTest (identities disjoint from the training set).
 """
 
@@ -148,7 +148,7 @@ def run(train_dir: Path, val: Path, run_dir: Path, cache_dir: Path, *, input_siz
         row = list(csv.DictReader(fh))[-1]
     mode = next((m.group(1) for m in map(re.compile(r"data \(train\): \d+ images (\w+)").search, lines) if m), "?")
     return {"first_step_s": first_step, "trainer_peak_rss_mb": summary["peak_memory_mb"],
-            "tree_peak_pss_mb": peak[0] / 1024, "img_s": float(row["images_per_s"]), "mode": mode,
+            "tree_peak_pss_mb": peak[0] / 1024, "img_s": float(row.get("steady_images_per_s") or row["images_per_s"]), "mode": mode,
             "wall_s": time.perf_counter() - t0}
 
 

@@ -63,9 +63,10 @@ def test_two_epoch_run_on_orl_writes_everything(orl_lists, tmp_path):
     assert main(["score", str(out), "--json"]) == 0
 
 
-def test_kill_and_resume_matches_uninterrupted(orl_lists, tmp_path):
+@pytest.mark.parametrize("cache,workers", [("ram", "0"), ("off", "2")], ids=["store", "streamed"])
+def test_kill_and_resume_matches_uninterrupted(orl_lists, tmp_path, cache, workers):
     args = ["--model", "resnet18", "--input-size", "32", "--embedding-dim", "64", "--batch-classes", "10",
-            "--per-class", "2", "--workers", "0", "--seed", "3", "--loss", "cosface", "--epochs", "3",
+            "--per-class", "2", "--workers", workers, "--cache", cache, "--seed", "3", "--loss", "cosface", "--epochs", "2",
             "--train", str(orl_lists / "orl_train.txt"), "--val", str(orl_lists / "orl_val_pairs.csv")]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 

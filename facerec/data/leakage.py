@@ -18,6 +18,7 @@ import numpy as np
 
 from ..fileio import atomic_path
 from .lists import PairList, TrainList, stat_files
+from .strings import Strings
 
 log = logging.getLogger(__name__)
 DIGEST_BYTES = 16
@@ -28,15 +29,13 @@ def _digest(path: str) -> bytes:
         return hashlib.blake2b(fh.read(), digest_size=DIGEST_BYTES).digest()
 
 
-def path_keys(root: str, paths) -> np.ndarray:
-    """A 64-bit key per absolute path (BLAKE2b; a collision also needs equal size and mtime)."""
-    root = os.path.abspath(root)
-    return np.fromiter((int.from_bytes(hashlib.blake2b(os.path.join(root, p).encode(), digest_size=8).digest(), "little")
-                        for p in paths), dtype=np.uint64, count=len(paths))
+def path_keys(paths) -> np.ndarray:
+    """A 64-bit key per path relative to the cache's root (a collision also needs equal size and mtime)."""
+    return (paths if isinstance(paths, Strings) else Strings(paths)).hash64()
 
 
 class DigestCache:
-    """Sorted arrays (key, size, mtime_ns, digest) in one .npz per image root."""
+    """Sorted arrays (key of the relative path, size, mtime_ns, digest) in one .npz per image root."""
 
     def __init__(self, root: str, folder: Path | None = None):
         from .cache import cache_dir
@@ -53,7 +52,7 @@ class DigestCache:
 
     def digests(self, root: str, paths, size: np.ndarray, mtime: np.ndarray, *, threads: int = 8) -> np.ndarray:
         """(N, 16) uint8 digests; only images missing from the cache (or changed) are read."""
-        keys = path_keys(root, paths)
+        keys = path_keys(paths)
         ck, cs, cm, cd = self._load()
         pos = np.searchsorted(ck, keys)
         pos_c = np.minimum(pos, max(len(ck) - 1, 0))
