@@ -15,7 +15,7 @@ PHASE  ?= loss
 QUICK  ?=
 SEEDS  ?=
 
-.PHONY: setup test demo train finetune params lists bench bench-steps clean experiments report
+.PHONY: setup test demo train finetune params lists bench bench-steps bench-scale clean experiments report
 
 setup: $(STAMP)
 
@@ -71,3 +71,8 @@ bench: $(STAMP)
 # channels_last, eager vs torch.compile): ~9 min on the 2-core CPU, so apart from `make bench`.
 bench-steps: $(STAMP)
 	$(PY) scripts/bench_steps.py --models resnet18,mobilefacenet --input-size 112 --batch 64 --repeats 2
+
+# Course-sized sets (2,882 identities; 20k, 200k and 1M images as symlinks to LFW, ~35 MB of
+# directory entries at 1M) under /tmp: start-up, peak memory, digest cache, img/s (~25 min on CPU).
+bench-scale: $(STAMP)
+	$(PY) scripts/bench_scale.py $(ARGS)

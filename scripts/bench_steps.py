@@ -98,7 +98,7 @@ def measure(model: str, size: int, batch: int, repeats: int, compile_: bool) -> 
     cl = lambda x: x.contiguous(memory_format=torch.channels_last)  # noqa: E731
     rows = []
     rows.append(("data path: per-image DataLoader", median_rate(lambda: [next_loader_batch() for _ in range(4)], 4 * batch, repeats),
-                 f"{workers} workers, JPEG decode + PIL crop/resize + v2 transform per image"))
+                 f"{workers} workers, JPEG decode + crop/resize (load_face) + v2 transform per image"))
     rows.append(("data path: decoded store + batched transform", median_rate(lambda: [next_store_batch() for _ in range(4)], 4 * batch, repeats),
                  "main process, no workers"))
     eager.to(memory_format=torch.contiguous_format)

@@ -1,6 +1,6 @@
 """Decode each image once into a uint8 store at training resolution (plus crop margin).
 
-JPEG decoding and PIL resizing dominate a CPU training step for small face models, and they
+JPEG decoding and resizing dominate a CPU training step for small face models, and they
 repeat identically every epoch. The store holds `(N, 3, R, R)` uint8 faces (R = the resize
 before the random/centre crop), decoded in parallel DataLoader workers, kept in a memory-mapped
 `.npy` under the cache folder and reused by later runs. Its key covers every image's path,
@@ -41,7 +41,7 @@ class _Decode(Dataset):
 
     def __getitem__(self, i):
         path = os.path.join(self.root, self.paths[i])
-        return torch.from_numpy(np.array(load_face(path, self.pre))).permute(2, 0, 1).contiguous()
+        return load_face(path, self.pre)
 
 
 def store_bytes(n_images: int, pre: Preprocess) -> int:
@@ -63,7 +63,7 @@ def choose(mode: str, n_images: int, pre: Preprocess, budget_mb: float) -> tuple
 
 def _key(root: str, paths, pre: Preprocess, stats=None) -> str:
     h = hashlib.sha1()
-    h.update(json.dumps([pre.resize_to, pre.face_crop, 1]).encode())
+    h.update(json.dumps([pre.resize_to, pre.face_crop, 2]).encode())  # 2: torchvision decode + tensor resize
     for i, p in enumerate(paths):
         full = os.path.abspath(os.path.join(root, p))
         if stats is None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .transforms import BatchTransform, Preprocess, load_face
+from .transforms import BatchTransform, Preprocess, load_faces
 
 
 def step_generator(seed: int, epoch: int, step: int, stream: int = 0) -> torch.Generator:
@@ -40,8 +40,7 @@ class FileFaces:
         return os.path.join(self.root, self.paths[i])
 
     def get(self, idx) -> torch.Tensor:
-        return torch.stack([torch.from_numpy(np.array(load_face(self.path(int(i)), self.pre))).permute(2, 0, 1)
-                            for i in idx])
+        return load_faces([self.path(int(i)) for i in idx], self.pre)
 
 
 class StoredFaces:

@@ -13,8 +13,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import warnings
+
 from PIL import Image
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from ..errors import FacerecError
+
+try:  # torchvision 0.29 (pinned) deprecates its decoders for TorchCodec, which needs system FFmpeg libraries
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                            category=DeprecationWarning)
+except ImportError:  # a torchvision without them: every format goes through PIL
+    decode_jpeg = None
 
 LFW_SIZE = (250, 250)
 LFW_FACE_CROP = 0.6
@@ -52,30 +65,55 @@ class Preprocess:
         return cls(**d)
 
 
-def load_face(path: str, pre: Preprocess) -> Image.Image:
-    """Decode, crop the face region and resize to `pre.resize_to` (RGB, uint8)."""
-    with Image.open(path) as img:
-        size = img.size
-        frac = pre.crop_fraction(size)
-        side = min(size) * frac
-        target = pre.resize_to
-        if img.format == "JPEG":
-            # Let libjpeg decode at a reduced scale when the crop still covers the target size.
-            scale = side / target
-            img.draft("RGB", (max(1, int(size[0] / scale)), max(1, int(size[1] / scale))))
-            frac_size = img.size
-            ratio = frac_size[0] / size[0]
-            size, side = frac_size, side * ratio
-        img = img.convert("RGB")
-        left = (size[0] - side) / 2
-        top = (size[1] - side) / 2
-        return img.resize((target, target), Image.BILINEAR, box=(left, top, left + side, top + side))
+JPEG_EXTS = (".jpg", ".jpeg")
+
+
+def crop_resize(img: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """(3, H, W) uint8 -> the face region (`crop_fraction` of the shorter side, centred) resized
+    to (3, R, R) with antialiasing."""
+    h, w = img.shape[-2:]
+    side = min(w, h) * pre.crop_fraction((w, h))
+    s = max(1, round(side))
+    r = pre.resize_to
+    return F.resized_crop(img, round((h - side) / 2), round((w - side) / 2), s, s, [r, r], antialias=True)
+
+
+def _decode_pil(path: str) -> torch.Tensor:
+    try:
+        with Image.open(path) as img:
+            return F.pil_to_tensor(img.convert("RGB"))
+    except (OSError, ValueError) as exc:
+        raise FacerecError(f"{path}: cannot decode image ({exc})") from None
+
+
+def load_faces(paths, pre: Preprocess) -> torch.Tensor:
+    """(B, 3, R, R) uint8 faces. JPEGs go through torchvision's batched libjpeg-turbo decoder
+    (1.2-1.9x PIL's decode + resize per core here: `scripts/bench_decode.py`); other formats through
+    PIL; then one tensor crop + resize for all, so a face looks the same whatever its format."""
+    r = pre.resize_to
+    out = torch.empty((len(paths), 3, r, r), dtype=torch.uint8)
+    jpeg = [i for i, p in enumerate(paths) if str(p).lower().endswith(JPEG_EXTS)]
+    decoded: dict[int, torch.Tensor] = {}
+    if jpeg and decode_jpeg is not None:
+        try:
+            data = [read_file(str(paths[i])) for i in jpeg]
+            decoded = dict(zip(jpeg, decode_jpeg(data, mode=ImageReadMode.RGB)))
+        except RuntimeError:  # one unreadable or mislabelled file: decode each alone below (PIL names it)
+            decoded = {}
+    for i, p in enumerate(paths):
+        img = decoded.get(i)
+        out[i] = crop_resize(img if img is not None else _decode_pil(str(p)), pre)
+    return out
+
+
+def load_face(path: str, pre: Preprocess) -> torch.Tensor:
+    """One face as (3, R, R) uint8 (see `load_faces`)."""
+    return load_faces([path], pre)[0]
 
 
 def eval_transform(pre: Preprocess):
     return v2.Compose(
         [
-            v2.PILToTensor(),
             v2.CenterCrop(pre.input_size),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(pre.mean, pre.std),
@@ -84,7 +122,7 @@ def eval_transform(pre: Preprocess):
 
 
 def train_transform(pre: Preprocess):
-    ops = [v2.PILToTensor(), v2.RandomCrop(pre.input_size)]
+    ops = [v2.RandomCrop(pre.input_size)]
     if pre.hflip:
         ops.append(v2.RandomHorizontalFlip())
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)]
