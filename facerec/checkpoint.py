@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import FacerecError
+from .errors import DataError
 from .fileio import atomic_path
 
 FORMAT = "facerec-checkpoint"
@@ -28,17 +28,27 @@ def save(path, payload: dict) -> None:
 
 
 def load(path) -> dict:
+    import pickle
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise FacerecError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # pickle/zip errors from a corrupt or foreign file
-        raise FacerecError(f"{path}: cannot read checkpoint with weights_only=True ({exc})") from None
+        raise DataError(f"{path}: checkpoint not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a checkpoint file") from None
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # an object outside torch's allowlist names a callable: the code-running case
+            raise DataError(f"{path}: not a readable checkpoint (corrupt, truncated, or not a torch.save file)") from None
+        # torch's own text suggests weights_only=False, i.e. running the file's code: never.
+        raise DataError(f"{path}: refused: it holds Python objects other than tensors and plain containers, "
+                        "and loading those could run code (facerec loads checkpoints with weights_only=True)") from None
+    except Exception:  # zip/EOF/pickle-protocol errors from a corrupt, truncated or foreign file
+        raise DataError(f"{path}: not a readable checkpoint (corrupt, truncated, or not a torch.save file)") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         return obj
     if isinstance(obj, dict) and any(isinstance(k, str) and k.startswith(MODEL_PREFIXES) for k in obj):
         return from_face_trainer(obj)
-    raise FacerecError(f"{path}: neither a facerec checkpoint nor a face_trainer .model state dict")
+    raise DataError(f"{path}: neither a facerec checkpoint nor a face_trainer .model state dict")
 
 
 def _strip(state: dict, prefixes) -> dict:
@@ -78,7 +88,7 @@ def load_model_weights(model: torch.nn.Module, state: dict, source: str) -> None
         if shape:
             k = shape[0]
             parts.append(f"shape mismatch at {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}")
-        raise FacerecError(f"{source}: weights do not fit model {getattr(model, 'name', '?')}: " + "; ".join(parts))
+        raise DataError(f"{source}: weights do not fit model {getattr(model, 'name', '?')}: " + "; ".join(parts))
     model.load_state_dict(state)
 
 
@@ -91,7 +101,7 @@ def build_model(ckpt: dict, source: str, name: str | None = None, **model_kwargs
     if ckpt.get("format") != "face_trainer":
         name, model_kwargs = spec["name"], spec.get("kwargs", {})
     if not name:
-        raise FacerecError(f"{source}: face_trainer checkpoint does not name its model; pass --model")
+        raise DataError(f"{source}: face_trainer checkpoint does not name its model; pass --model")
     model = models.create(name, **model_kwargs)
     load_model_weights(model, spec["state_dict"], source)
     return model

@@ -36,15 +36,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: Exception) -> str:
+    """The error's own words; an error re-raised from a DataLoader worker carries the worker's
+    traceback in its text, of which the user needs only the last line."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if last.split(": ", 1)[0].endswith("Error") else last
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_to_stderr()
     try:
         rc = args.func(args)
     except FacerecError as exc:
-        print(f"facerec {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"facerec {args.command}: error: {_message(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"facerec {args.command}: interrupted", file=sys.stderr)
+        return 130
     return int(rc or 0)
+
+
+def _log_to_stderr() -> None:
+    """Library modules log through `logging` (a user of the API can quiet them); the CLI shows them."""
+    import logging
+
+    root = logging.getLogger("facerec")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ loss (`loss_options: {arcface.margin: 0.5, triplet.margin: 0.2}`), never one sha
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,7 @@ import yaml
 
 from .errors import FacerecError, nearest
 
+TAG_RE = re.compile(r"[A-Za-z0-9._+-]+")
 DEFAULT_PARAM_BUDGET = 11_500_000  # the course rule: trunk parameters, final FC excluded
 BUDGET_SCOPES = ("trunk", "trunk+head")
 
@@ -39,6 +41,7 @@ class TrainConfig:
     per_class: int | None = None  # K images per identity (face_trainer's nPerClass); None: the loss's minimum
     max_img_per_cls: int | None = None
     min_images: str = "pad"
+    batch_fill: str = "full"  # full: cap dominant identities so batches keep P identities (face_trainer) | spread
     oversample_to: int | None = None
     face_crop: float | str = "auto"
     resize: int | None = None
@@ -114,6 +117,7 @@ CHOICES = {
     "mix": ("none", "mixup", "cutmix"),
     "compile": ("off", "inductor", "aot_eager"),
     "cache": ("auto", "ram", "disk", "off"),
+    "batch_fill": ("full", "spread"),
 }
 
 # face_trainer's flag names -> ours (so course habits keep working).
@@ -176,6 +180,13 @@ def _coerce(key: str, value, where: str):
 
 
 def apply(cfg: TrainConfig, values: dict, where: str) -> TrainConfig:
+    # A new loss (or model) starts its options afresh: an earlier preset's ArcFace scale means
+    # nothing to a triplet loss. Options given beside it in the same layer still apply.
+    for name, options in (("loss", "loss_options"), ("model", "model_options")):
+        if name in values and values[name] != getattr(cfg, name):
+            setattr(cfg, options, {})
+            if name == "loss":
+                cfg.loss_weights = None
     for key, value in values.items():
         if key == "preset":
             continue
@@ -203,6 +214,8 @@ def validate(cfg: TrainConfig) -> None:
         raise FacerecError(f"lr must be > 0, got {cfg.lr}")
     if cfg.mix != "none" and cfg.mix_alpha <= 0:
         raise FacerecError(f"mix_alpha must be > 0, got {cfg.mix_alpha}")
+    if cfg.tag and (not TAG_RE.fullmatch(cfg.tag) or ".." in cfg.tag):
+        raise FacerecError(f"tag names a run directory: letters, digits, '.', '_', '+', '-' only, got {cfg.tag!r}")
     if cfg.folds == 1 or cfg.folds < 0:
         raise FacerecError(f"folds must be 0 (off) or >= 2, got {cfg.folds}")
 
@@ -230,15 +243,32 @@ def read_preset(name: str) -> tuple[dict, str]:
     return data, where
 
 
-def load(presets: list[str] = (), overrides: dict | None = None) -> TrainConfig:
-    """Base config, then each preset (and the presets it names) in order, then overrides."""
+def load(presets: list[str] = (), overrides: dict | None = None, unset: list[str] = ()) -> TrainConfig:
+    """Base config, then each preset (and the presets it names) in order, then `unset` keys back
+    to their defaults (`KEY`, or `loss_options.K` / `model_options.K`), then overrides."""
     cfg = TrainConfig()
     for name in presets:
         for data, where in _expand(name, seen=()):
             apply(cfg, data, where)
+    for key in unset:
+        _unset(cfg, key)
     apply(cfg, overrides or {}, "command line")
     validate(cfg)
     return cfg
+
+
+def _unset(cfg: TrainConfig, key: str) -> None:
+    head, _, sub = key.partition(".")
+    if head in ("loss_options", "model_options") and sub:
+        options = getattr(cfg, head)
+        if sub not in options:
+            raise FacerecError(f"--unset {key}: no such option (set: {', '.join(options) or 'none'})")
+        options.pop(sub)
+        return
+    if key not in FIELDS:
+        raise FacerecError(f"--unset: unknown key {key!r}{nearest(key, FIELDS)}")
+    default = TrainConfig()
+    setattr(cfg, key, getattr(default, key))
 
 
 def _expand(name: str, seen: tuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import FacerecError
+from .errors import DataError
 
 ENV = "FACEREC_DATA"
 FALLBACKS = ("data", "../shared/data")
@@ -31,7 +31,7 @@ def resolve(explicit: str | os.PathLike | None = None, need: str | tuple[str, ..
             return root
     what = f" holding {' or '.join(n + '/' for n in needs)}" if need else ""
     source = "--data-root" if explicit else (f"${ENV}" if os.environ.get(ENV) else "the default locations")
-    raise FacerecError(
+    raise DataError(
         f"no data root{what} found (from {source}): tried {', '.join(str(p) for p in tried)}. "
         f"Set {ENV}=/path/to/data or pass --data-root"
         + ("; `facerec data fetch lfw` downloads LFW" if "lfw" in needs else "")

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 
 class FacerecError(Exception):
-    """A user-facing error; the CLI prints it without a traceback and exits 2."""
+    """A user-facing error about how the tool was asked (flags, keys, names, budget): the CLI
+    prints it without a traceback and exits 2."""
+
+    exit_code = 2
 
 
-class ValidationError(FacerecError):
+class DataError(FacerecError):
+    """A user-facing error about the files given (lists, images, checkpoints): exit code 1."""
+
+    exit_code = 1
+
+
+class ValidationError(DataError):
     """Several problems found up front, reported together."""
 
     def __init__(self, what: str, problems: list[str], limit: int = 50):

@@ -75,6 +75,7 @@ def score_pairs(members: list[tuple[torch.nn.Module, Preprocess]], pairs: PairLi
 def report_pairs(members, pairs: PairList, *, output=None, plot=None, as_json: bool = False, **embed_kw) -> int:
     """Score, write the scores file (face_trainer format), print metrics when labels are known."""
     import json
+    import sys
     from pathlib import Path
 
     from . import metrics, plots
@@ -86,7 +87,7 @@ def report_pairs(members, pairs: PairList, *, output=None, plot=None, as_json: b
     result = score_pairs(members, pairs, **embed_kw)
     if output:
         write_scores(output, result.scores, pairs.label_text, pairs.path1, pairs.path2, pairs.folds)
-        print(f"scores: {output} ({len(pairs)} pairs)")
+        print(f"scores: {output} ({len(pairs)} pairs)", file=sys.stderr if as_json else sys.stdout)
     if not pairs.has_labels:
         return 0
     m = metrics.compute_all(result.scores, pairs.labels, pairs.folds)

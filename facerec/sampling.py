@@ -21,6 +21,9 @@ from numpy's generator seeded with (seed, epoch) (`set_epoch`), so any epoch can
    identity owns more than ~1/P of all groups), the groups are dealt round-robin over
    B = max(ceil(G / P), max g_i) batches of nearly equal size instead (cap the identity with
    `max_img_per_cls` to avoid it). Either way len() follows from the counts alone.
+   With fill="full" the dominant identities are capped instead, at the most groups that keep
+   batches full (`_full_cap`); the groups left over are skipped this epoch (a different random
+   few every epoch), as face_trainer's sampler does.
 4. drop_last=True drops batches with fewer than P identities.
 5. With world_size > 1 every rank builds the same list and takes every world_size-th batch;
    the list is first padded by repeating its first batches (or, with drop_last, truncated)
@@ -40,7 +43,7 @@ from .errors import FacerecError
 class PKSampler(Sampler[list[int]]):
     def __init__(self, labels, per_class: int, classes_per_batch: int, *, seed: int = 0,
                  max_img_per_cls: int | None = None, min_images: str = "pad", oversample_to: int | None = None,
-                 rank: int = 0, world_size: int = 1, drop_last: bool = False):
+                 rank: int = 0, world_size: int = 1, drop_last: bool = False, fill: str = "spread"):
         if per_class < 1 or classes_per_batch < 1:
             raise FacerecError(f"per_class (K) and classes_per_batch (P) must be >= 1, got {per_class} and "
                                f"{classes_per_batch}")
@@ -51,6 +54,8 @@ class PKSampler(Sampler[list[int]]):
                                "no identity could fill a group")
         if oversample_to and max_img_per_cls and oversample_to > max_img_per_cls:
             raise FacerecError(f"oversample_to ({oversample_to}) exceeds max_img_per_cls ({max_img_per_cls})")
+        if fill not in ("spread", "full"):
+            raise FacerecError(f"fill must be 'spread' or 'full', got {fill!r}")
         if not 0 <= rank < world_size:
             raise FacerecError(f"rank {rank} is outside world_size {world_size}")
         self.k, self.p = per_class, classes_per_batch
@@ -68,7 +73,25 @@ class PKSampler(Sampler[list[int]]):
         self.members = [idx for _, idx in kept]
         self.n_images = np.array([self._n_images(len(idx)) for idx in self.members], dtype=np.int64)
         self.n_groups = self.n_images // self.k
+        self.group_cap = self._full_cap() if fill == "full" else None
+        if self.group_cap is not None:
+            self.n_groups = np.minimum(self.n_groups, self.group_cap)
         self._plan()
+
+    def _full_cap(self) -> int | None:
+        """The most groups an identity may give an epoch so that every batch but the last holds P
+        identities: the largest c with sum(min(g_i, c)) >= c * P (face_trainer likewise skips
+        what would put an identity twice in a batch). None when no cap is needed or none helps."""
+        g, p = self.n_groups, self.p
+        enough = lambda c: int(np.minimum(g, c).sum()) >= c * p  # noqa: E731
+        top = int(g.max(initial=0))
+        if len(g) < p or top == 0 or enough(top):
+            return None
+        lo, hi = 1, top  # enough(1) holds (>= P identities); enough(top) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if enough(mid) else (lo, mid)
+        return lo
 
     def _n_images(self, n: int) -> int:
         m = max(n, self.oversample_to or 0, self.k)

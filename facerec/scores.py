@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FacerecError, ValidationError
+from .errors import DataError, ValidationError
 from .fileio import atomic_path
 
 UNKNOWN = -1  # label value of a pair whose label text is the unknown placeholder
@@ -45,10 +45,10 @@ def write_scores(path, scores, labels, path1, path2, folds=None) -> None:
     cols = {"labels": labels, "path1": path1, "path2": path2, **({"folds": folds} if folds is not None else {})}
     wrong = [f"{k} has {len(v)} entries" for k, v in cols.items() if len(v) != n]
     if wrong:
-        raise FacerecError(f"{path}: {n} scores but " + ", ".join(wrong))
+        raise DataError(f"{path}: {n} scores but " + ", ".join(wrong))
     if not np.isfinite(scores).all():
         bad = np.flatnonzero(~np.isfinite(scores))
-        raise FacerecError(f"{path}: {len(bad)} score(s) are NaN or infinite (pairs {bad[:5].tolist()})")
+        raise DataError(f"{path}: {len(bad)} score(s) are NaN or infinite (pairs {bad[:5].tolist()})")
     if isinstance(labels, np.ndarray) and labels.dtype.kind in "iub":
         values = labels.astype(np.int64)
         labels = list(map(str, values.tolist()))
@@ -83,9 +83,9 @@ def read_scores(path, *, unknown_label: str | None = None) -> Scores:
         with open(path, encoding="utf-8", newline="") as fh:
             text = fh.read()
     except FileNotFoundError:
-        raise FacerecError(f"{path}: scores file not found") from None
+        raise DataError(f"{path}: scores file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise FacerecError(f"{path}: cannot read scores file ({exc})") from None
+        raise DataError(f"{path}: cannot read scores file ({exc})") from None
     lines = text.replace("\r\n", "\n").split("\n")
     if lines and not lines[-1]:
         lines.pop()
@@ -94,7 +94,7 @@ def read_scores(path, *, unknown_label: str | None = None) -> Scores:
         label_map[unknown_label.strip()] = UNKNOWN
     out = _read_fast(lines, label_map) or _read_slow(path, lines, label_map)
     if not len(out):
-        raise FacerecError(f"{path}: no scores")
+        raise DataError(f"{path}: no scores")
     return out
 
 

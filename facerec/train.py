@@ -31,7 +31,7 @@ from .data.datasets import default_workers
 from .data.stream import Batches, FileFaces, Plan, StoredFaces, make_loader, sequential_plan, step_generator
 from .data.lists import PairList, TrainList, load_train, read_pairs
 from .data.transforms import BatchTransform, Preprocess
-from .errors import FacerecError
+from .errors import DataError, FacerecError
 from .fileio import atomic_path, write_text
 from .optim import build_optimizer, build_scheduler
 
@@ -116,19 +116,26 @@ def default_lfw_lists(cfg) -> None:
         cfg.val = str(out / "view1_val_pairs.csv")
 
 
-def load_data(cfg) -> Data:
+def load_data(cfg, log=print) -> Data:
+    if cfg.val is None and cfg.test_list and not cfg.eval_only:
+        # face_trainer scores --test_list every --test_interval epochs while training: its validation list.
+        cfg.val = cfg.test_list
+        log(f"validation: --test_list {cfg.test_list} (scored every {cfg.test_interval} epoch(s), as face_trainer does)")
     if cfg.train is None:
         default_lfw_lists(cfg)
     train = load_train(cfg.train, cfg.root)
     if cfg.max_classes is not None and cfg.max_classes < train.num_classes:
         train = largest_identities(train, cfg.max_classes)
-    val = read_pairs(cfg.val, cfg.val_root) if cfg.val else None
+    val = read_pairs(cfg.val, cfg.val_root, allow_unknown=True) if cfg.val else None
+    if val is not None and not val.has_labels:
+        raise DataError(f"{cfg.val}: the pairs have no 0/1 labels, so no validation EER can be measured; give a "
+                        "labelled --val (and score this list after training with `facerec eval --output`)")
     if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
-        raise FacerecError(f"nClasses/num_classes is {cfg.num_classes} but {cfg.train} has {train.num_classes} identities")
+        raise DataError(f"nClasses/num_classes is {cfg.num_classes} but {cfg.train} has {train.num_classes} identities")
     if val is not None and cfg.check_leakage:
         report = leakage.check(train, val)
         if not report.clean:
-            raise FacerecError(f"train {cfg.train} and val {cfg.val} leak:\n{report.describe()}\n"
+            raise DataError(f"train {cfg.train} and val {cfg.val} leak:\n{report.describe()}\n"
                                "(fix the split, or pass --no-check-leakage if this is intended)")
     return Data(train, val)
 
@@ -170,7 +177,7 @@ class Trainer:
         if cfg.mix != "none" and not is_classifier(self.loss_probe):
             raise FacerecError(f"mix={cfg.mix} needs a classifier loss (softmax, arcface, cosface, ...): a mixed image "
                                f"has no identity for {cfg.loss} to compare")
-        self.data = load_data(cfg)
+        self.data = load_data(cfg, self.log)
         self.device = devices.resolve(cfg.device)
 
     def _loss_kwargs(self, num_classes: int) -> dict:
@@ -197,12 +204,9 @@ class Trainer:
 
         self.sampler = PKSampler(self.data.train.labels, per_class=cfg.per_class, classes_per_batch=cfg.batch_classes,
                                  seed=cfg.seed, max_img_per_cls=cfg.max_img_per_cls, min_images=cfg.min_images,
-                                 oversample_to=cfg.oversample_to)
+                                 oversample_to=cfg.oversample_to, fill=cfg.batch_fill)
         self.steps_per_epoch = len(self.sampler) if cfg.max_steps is None else min(len(self.sampler), cfg.max_steps)
-        if not self.sampler.full and len(self.sampler):
-            self.log(f"note: one identity has so many images that batches shrink to "
-                     f"~{int(self.sampler.n_groups.sum()) // len(self.sampler)} identities (none may appear twice "
-                     f"in a batch); --max-img-per-cls caps it")
+        self._explain_batches()
         if self.steps_per_epoch == 0:
             raise FacerecError(f"{cfg.train}: no full batch can be formed (P={cfg.batch_classes}, K={cfg.per_class})")
         self.optimizer = build_optimizer(cfg, self.model, self.loss)
@@ -212,6 +216,27 @@ class Trainer:
         self.best = {"eer": math.inf, "epoch": -1}
         self.history: list[dict] = []
         self.stale = 0
+
+    def _explain_batches(self) -> None:
+        """Say in the log when batches are not P distinct identities of K images, and why."""
+        cfg, s = self.cfg, self.sampler
+        n_ids = len(s.members)
+        if n_ids < cfg.batch_classes:
+            self.log(f"note: {n_ids} identities, fewer than --batch-classes {cfg.batch_classes}: a batch holds at most "
+                     f"{n_ids} identities ({n_ids * cfg.per_class} images)")
+        elif s.group_cap is not None:
+            groups = s.n_images // s.k
+            over = groups > s.group_cap
+            top = int(np.argmax(groups))
+            self.log(f"note: to keep batches at {cfg.batch_classes} identities, an identity gives at most "
+                     f"{s.group_cap * s.k} images an epoch; {int((groups - s.n_groups).sum()) * s.k} images of "
+                     f"{int(over.sum())} identities (e.g. {self.data.train.classes[s.classes[top]]}, "
+                     f"{int(s.n_images[top])}) sit out each epoch, different ones every epoch. "
+                     "--batch-fill spread uses every image in smaller batches")
+        elif not s.full and len(s):
+            self.log(f"note: batches shrink to ~{int(s.n_groups.sum()) // len(s)} identities so that every image is used "
+                     "(--batch-fill spread) while one identity holds a large share of the images; --batch-fill full "
+                     "or --max-img-per-cls keeps them full")
 
     def load_weights(self) -> None:
         cfg = self.cfg
@@ -245,9 +270,17 @@ class Trainer:
             self.run_dir = Path(cfg.run_dir)
         else:
             self.run_dir = Path(cfg.out) / run_name(cfg)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
-        write_text(self.run_dir / "env.json", json.dumps(environment(self.device), indent=2))
+        if not cfg.resume:
+            done = [n for n in RUN_PRODUCTS if (self.run_dir / n).exists()]
+            if done:
+                raise FacerecError(f"{self.run_dir} already holds a run ({', '.join(done)}): `--resume {self.run_dir}` "
+                                   "continues it; choose another --run-dir (or --tag) to start afresh")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "config.yaml", config_mod.dump(cfg))
+            write_text(self.run_dir / "env.json", json.dumps(environment(self.device), indent=2))
+        except OSError as exc:
+            raise DataError(f"cannot write the run directory {self.run_dir} ({exc.strerror or exc})") from None
         return self.run_dir
 
     def resume(self) -> None:
@@ -398,6 +431,7 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         self.t_start = time.perf_counter()
         self.seconds_before = sum(r.get("seconds", 0.0) for r in self.history)
+        restore = _sigterm_as_interrupt()
         try:
             while self.epoch < cfg.epochs:
                 row = self.train_epoch()
@@ -417,22 +451,35 @@ class Trainer:
                 if self.on_epoch is not None:
                     self.on_epoch(row)
                 payload = self.payload()
-                checkpoint.save(self.run_dir / "last.pt", payload)
+                self._save("last.pt", payload)
                 if self.best["epoch"] == self.epoch:
                     # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
-                    checkpoint.save(self.run_dir / "best.pt", {k: v for k, v in payload.items() if k not in RESUME_ONLY})
+                    self._save("best.pt", {k: v for k, v in payload.items() if k not in RESUME_ONLY})
                     if last_scores is not None:
                         self._write_scores(last_scores)
                 if cfg.patience and self.stale >= cfg.patience:
                     self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.stale} epochs")
                     break
         except NonFiniteLoss as exc:
-            raise FacerecError(f"{exc}; stopped. The last good checkpoint is {self.run_dir / 'last.pt'} "
-                               "(try a lower --lr, --grad-clip, or --amp off)") from None
+            raise DataError(f"{exc}; stopped. The last good checkpoint is {self.run_dir / 'last.pt'} "
+                            "(try a lower --lr, --grad-clip, or --amp off)") from None
+        except KeyboardInterrupt:
+            saved = (self.run_dir / "last.pt").is_file()
+            raise Interrupted(f"interrupted in epoch {self.epoch + 1}; " + (
+                f"epochs 1-{self.epoch} are saved: `facerec train --resume {self.run_dir}` continues exactly"
+                if saved else "no epoch had finished, so there is nothing to resume: start it again")) from None
         finally:
+            restore()
             if tb is not None:
                 tb.close()
         return self.finish()
+
+    def _save(self, name: str, payload: dict) -> None:
+        try:
+            checkpoint.save(self.run_dir / name, payload)
+        except OSError as exc:  # written to a temporary name first: the previous file is intact
+            raise DataError(f"cannot write {self.run_dir / name} ({exc.strerror or exc}); the previous {name}, if "
+                            "any, is kept") from None
 
     def _faces(self, what: str, root, paths, stats):
         """Decoded store or image files, by --cache; and the DataLoader workers that suit it."""
@@ -520,10 +567,32 @@ def peak_memory_mb(dev: torch.device) -> float:
 
 
 RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")
+RUN_PRODUCTS = ("last.pt", "best.pt", "summary.json")  # a directory holding any of these is a run
 
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+class Interrupted(FacerecError):
+    """Ctrl-C or SIGTERM during training: a clean stop that says how to resume."""
+
+    exit_code = 130
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's stop, `kill`) stops like Ctrl-C; returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _fault_injection(global_step: int) -> None:

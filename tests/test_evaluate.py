@@ -76,7 +76,7 @@ def test_unknown_labels_need_output(lfw_slice, tmp_path):
 def test_bad_pair_list_fails_before_any_model_is_built(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("1,a.jpg\n3,a.jpg,b.jpg\n")
-    assert main(["eval", "--model", "resnet18", "--pairs", str(bad)]) == 2
+    assert main(["eval", "--model", "resnet18", "--pairs", str(bad)]) == 1  # a data error (the file), not a usage error
     err = capsys.readouterr().err
     assert "bad.csv:1" in err and "bad.csv:2" in err
 

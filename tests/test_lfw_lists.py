@@ -53,7 +53,7 @@ def test_missing_lfw_is_clear(tmp_path):
 
     with pytest.raises(FacerecError, match="LFW images not found"):
         lfw.find(tmp_path)
-    assert main(["lists", "lfw", "--data-root", str(tmp_path / "nowhere")]) == 2
+    assert main(["lists", "lfw", "--data-root", str(tmp_path / "nowhere")]) == 1
 
 
 def test_scikit_learn_layout_without_people_files(tmp_path, lfw_dir):

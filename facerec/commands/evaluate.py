@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .common import add_device
+import argparse
+
+from .common import add_device, add_progress, progress_on
 
 
 def add_parser(sub) -> None:
@@ -15,7 +17,8 @@ def add_parser(sub) -> None:
     p.add_argument("--pairs", required=True, help="pair CSV label,path1,path2[,fold] (labels may be unknown)")
     p.add_argument("--root", default=None, help="image root of the pair paths (default: the list's '# root:' line)")
     p.add_argument("--output", default=None, help="write scores here: score,label,path1,path2 per line")
-    p.add_argument("--tta", action="store_true", help="add each image's mirror embedding")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="add each image's mirror embedding (default: as the checkpoint's run did; off for --model)")
     p.add_argument("--input-size", type=int, default=None, help="with --model/--arch (default 112)")
     p.add_argument("--embedding-dim", type=int, default=None, help="with --model/--arch (default 512)")
     p.add_argument("--face-crop", default=None, help="centred face crop fraction, or 'auto' (default: the checkpoint's)")
@@ -24,6 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--plot", default=None, help="ROC/DET PNG (default: beside --output)")
     add_device(p)
+    add_progress(p)
     p.set_defaults(func=run)
 
 
@@ -47,12 +51,15 @@ def _members(args):
 
     dims = {k: v for k, v in (("input_size", args.input_size), ("embedding_dim", args.embedding_dim)) if v}
     if args.random_model:
+        args.tta = bool(args.tta)
         torch.manual_seed(args.seed)
         model = models.create(args.random_model, **dims)
         return [(model, _preprocess(args, None))]
     members = []
-    for path in args.checkpoint:
-        ckpt = checkpoint.load(path)
+    loaded = {path: checkpoint.load(path) for path in args.checkpoint}
+    if args.tta is None:  # the checkpoint's own run decided; an ensemble uses TTA when any member did
+        args.tta = any(bool((c.get("config") or {}).get("tta")) for c in loaded.values())
+    for path, ckpt in loaded.items():
         model = checkpoint.build_model(ckpt, path, args.arch, **dims)
         members.append((model, _preprocess(args, ckpt.get("preprocess"))))
     return members
@@ -67,4 +74,5 @@ def run(args) -> int:
     dev = devices.resolve(args.device)
     members = [(m.to(dev), pre) for m, pre in _members(args)]
     return report_pairs(members, pairs, output=args.output, plot=args.plot, as_json=args.json, device=dev,
-                        batch_size=args.batch_size, workers=args.workers, tta=args.tta)
+                        batch_size=args.batch_size, workers=args.workers, tta=bool(args.tta),
+                        progress=progress_on(args))

@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 
 from .. import config as config_mod
+from ..config_help import HELP
 from ..errors import FacerecError
+from .common import add_progress, progress_on
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -24,15 +26,26 @@ def add_parser(sub) -> None:
     p.add_argument("--loss-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="loss hyperparameter, namespaced for combinations: arcface.margin=0.5 (repeatable)")
     p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="backbone keyword (repeatable)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (logs, batch jobs)")
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="reset a key a preset set back to its default, before the flags apply: KEY, loss_options.K "
+                        "or model_options.K (repeatable)")
+    add_progress(p)
+    defaults = config_mod.TrainConfig()
     for f in dataclasses.fields(config_mod.TrainConfig):
         if f.name in ("model_options", "loss_options", "eval_only"):
             continue
+        default = getattr(defaults, f.name)
+        text = HELP[f.name]
         if "bool" in str(f.type):
-            p.add_argument(_flag(f.name), dest=f.name, action="store_const", const=True, default=SUPPRESS)
-            p.add_argument(_flag("no_" + f.name), dest=f.name, action="store_const", const=False, default=SUPPRESS)
+            p.add_argument(_flag(f.name), dest=f.name, action="store_const", const=True, default=SUPPRESS,
+                           help=f"{text} (default: {'on' if default else 'off'})")
+            p.add_argument(_flag("no_" + f.name), dest=f.name, action="store_const", const=False, default=SUPPRESS,
+                           help=f"turn {_flag(f.name)} off")
         else:
-            p.add_argument(_flag(f.name), dest=f.name, default=SUPPRESS, metavar=f.name.upper())
+            choices = config_mod.CHOICES.get(f.name)
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            p.add_argument(_flag(f.name), dest=f.name, default=SUPPRESS, metavar=f.name.upper(), choices=choices,
+                           help=f"{text} (default: {'none' if shown is None else shown})")
     ft = p.add_argument_group("face_trainer names")
     for alias, target in config_mod.FACE_TRAINER_ALIASES.items():
         if _flag(target) == f"--{alias}" or alias in ("eval", "mixedprec"):
@@ -64,7 +77,7 @@ def _scalar(v: str):
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
-    skip = {"func", "command", "preset", "loss_opt", "model_opt", "progress"}
+    skip = {"func", "command", "preset", "loss_opt", "model_opt", "progress", "unset"}
     values = {k: v for k, v in vars(args).items() if k not in skip and not k.startswith("loss_knob_")}
     loss_opts = _pairs(args.loss_opt, "--loss-opt")
     for k, v in vars(args).items():
@@ -81,7 +94,7 @@ def build_config(args) -> config_mod.TrainConfig:
     overrides = overrides_from(args)
     if overrides.get("resume"):
         return config_mod.resume_config(overrides)
-    return config_mod.load(args.preset, overrides)
+    return config_mod.load(args.preset, overrides, unset=args.unset)
 
 
 def run(args) -> int:
@@ -93,8 +106,8 @@ def run(args) -> int:
     if cfg.folds:
         from ..cv import cross_validate
 
-        return cross_validate(cfg, progress=args.progress)
-    summary = Trainer(cfg, progress=args.progress).fit()
+        return cross_validate(cfg, progress=progress_on(args))
+    summary = Trainer(cfg, progress=progress_on(args)).fit()
     best = summary.get("best_metrics")
     if best:
         print(f"done: {summary['epochs']} epochs | best val EER {best['eer']:.2f}% (epoch {summary['best_epoch']}) | "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FacerecError
+from ..errors import DataError
 from .lists import write_pairs, write_train_list
 
 LAYOUTS = [
@@ -42,12 +42,12 @@ def find(data_root) -> LfwLayout:
         if (data_root / images).is_dir():
             return LfwLayout(data_root / images, data_root / protocol)
     tried = ", ".join(str(data_root / i) for i, _ in LAYOUTS)
-    raise FacerecError(f"LFW images not found under {data_root} (tried {tried}); `facerec data fetch lfw` downloads them")
+    raise DataError(f"LFW images not found under {data_root} (tried {tried}); `facerec data fetch lfw` downloads them")
 
 
 def _protocol_lines(path: Path) -> list[list[str]]:
     if not path.is_file():
-        raise FacerecError(f"{path}: LFW protocol file not found")
+        raise DataError(f"{path}: LFW protocol file not found")
     return [line.split() for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -57,7 +57,7 @@ def read_pairs_file(path: Path, layout: LfwLayout):
     header, body = rows[0], rows[1:]
     n_folds, per_fold = (1, int(header[0])) if len(header) == 1 else (int(header[0]), int(header[1]))
     if len(body) != n_folds * 2 * per_fold:
-        raise FacerecError(f"{path}: header promises {n_folds}x2x{per_fold} pairs, file has {len(body)}")
+        raise DataError(f"{path}: header promises {n_folds}x2x{per_fold} pairs, file has {len(body)}")
     labels, p1, p2, folds = [], [], [], []
     for k, r in enumerate(body):
         lineno = k + 2
@@ -70,7 +70,7 @@ def read_pairs_file(path: Path, layout: LfwLayout):
             p1.append(layout.image(r[0], int(r[1])))
             p2.append(layout.image(r[2], int(r[3])))
         else:
-            raise FacerecError(f"{path}:{lineno}: expected 3 or 4 tab-separated fields, got {len(r)}")
+            raise DataError(f"{path}:{lineno}: expected 3 or 4 tab-separated fields, got {len(r)}")
         folds.append(k // (2 * per_fold) + 1)
     return labels, p1, p2, folds
 
@@ -79,7 +79,7 @@ def read_people_file(path: Path) -> list[list[tuple[str, int]]]:
     """people.txt / peopleDev*.txt -> one list of (name, n_images) per fold."""
     rows = _protocol_lines(path)
     if len(rows[0]) != 1:
-        raise FacerecError(f"{path}:1: expected a count")
+        raise DataError(f"{path}:1: expected a count")
     # peopleDev*.txt: one block; people.txt: a fold count then blocks, each led by its size.
     if len(rows) == int(rows[0][0]) + 1:
         return [[(r[0], int(r[1])) for r in rows[1:]]]

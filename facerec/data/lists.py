@@ -9,6 +9,7 @@ tools know the image root without `--root`; course files without it work with `-
 
 from __future__ import annotations
 
+import logging
 import os
 from array import array
 from collections.abc import Sequence
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FacerecError, ValidationError
+from ..errors import DataError, ValidationError
+
+log = logging.getLogger(__name__)
 from ..fileio import write_text
 from .strings import Strings, StringsBuilder
 
@@ -117,7 +120,7 @@ def stat_files(root: str, paths, source: str = "") -> tuple[np.ndarray, np.ndarr
         try:
             st = os.stat(os.path.join(root, p))
         except OSError as exc:
-            raise FacerecError(f"{source or root}: cannot read {os.path.join(root, p)} ({exc.strerror})") from None
+            raise DataError(f"{source or root}: cannot read {os.path.join(root, p)} ({exc.strerror})") from None
         size[i], mtime[i] = st.st_size, st.st_mtime_ns
     return size, mtime
 
@@ -164,11 +167,11 @@ def _resolve_root(list_path: Path, lines: list[str], root) -> Path:
 
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
-        raise FacerecError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found")
     try:
-        return path.read_text().splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a spreadsheet's BOM is not a label
     except UnicodeDecodeError as exc:
-        raise FacerecError(f"{path}: not a text file ({exc})") from None
+        raise DataError(f"{path}: not a text file ({exc})") from None
 
 
 def _entries(lines: list[str]):
@@ -183,7 +186,7 @@ def _raise_problems(what: str, path: Path, root: Path, rows, problems: list[str]
     if problems:
         raise ValidationError(f"{what} {path}", problems)
     if not n:
-        raise FacerecError(f"{path}: {what} is empty")
+        raise DataError(f"{path}: {what} is empty")
 
 
 def _missing_files(root: Path, rel_with_line: list[tuple[int, str]], source: Path) -> list[str]:
@@ -193,8 +196,11 @@ def _missing_files(root: Path, rel_with_line: list[tuple[int, str]], source: Pat
         if rel in seen:
             continue
         seen.add(rel)
-        if not (root / rel).is_file():
-            problems.append(f"{source}:{lineno}: image not found: {root / rel}")
+        full = root / rel
+        if not full.is_file():
+            problems.append(f"{source}:{lineno}: image not found: {full}")
+        elif full.stat().st_size == 0:
+            problems.append(f"{source}:{lineno}: empty (zero-byte) image: {full}")
     return problems
 
 
@@ -203,13 +209,16 @@ def scan_identity_folder(root) -> TrainList:
     no image is opened or stat'ed here (a listed name exists), so a million images scan in seconds."""
     root = Path(root)
     if not root.is_dir():
-        raise FacerecError(f"{root}: identity folder not found")
-    paths, counts, classes, problems = StringsBuilder(), [], [], []
+        raise DataError(f"{root}: identity folder not found")
+    paths, counts, classes, problems, stray = StringsBuilder(), [], [], [], []
     with os.scandir(root) as it:
         idents = sorted(e.name for e in it if e.is_dir())
     for ident in idents:
         d = os.path.join(root, ident)
-        images = sorted(f for f in os.listdir(d) if f.lower().endswith(IMAGE_EXTS))
+        names = os.listdir(d)
+        images = sorted(f for f in names if f.lower().endswith(IMAGE_EXTS))
+        if len(images) < len(names):
+            stray += [os.path.join(ident, f) for f in names if not f.lower().endswith(IMAGE_EXTS)][:3]
         if not images:
             problems.append(f"{d}: empty identity folder (no {'/'.join(IMAGE_EXTS)} images)")
             continue
@@ -219,16 +228,19 @@ def scan_identity_folder(root) -> TrainList:
     if problems:
         raise ValidationError(f"identity folder {root}", problems)
     if not classes:
-        raise FacerecError(f"{root}: no identity sub-folders with images")
+        raise DataError(f"{root}: no identity sub-folders with images")
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
+    if stray:
+        log.warning("%s: skipped files that are not %s images (e.g. %s)", root, "/".join(IMAGE_EXTS),
+                    ", ".join(sorted(stray)[:3]))
     return TrainList(root, paths.build(), classes=classes, labels=labels, source=str(root))
 
 
 def _first_line(path: Path) -> list[str]:
     if not path.is_file():
-        raise FacerecError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found")
     with open(path, "rb") as fh:
-        return [fh.readline().decode(errors="replace").rstrip("\r\n")]
+        return [fh.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")]
 
 
 def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
@@ -243,7 +255,7 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
     labels, sizes, mtimes = array("q"), array("q"), array("q")
     chunk: list[str] = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip() or line.startswith("#"):
                     continue
@@ -258,6 +270,9 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
                     except OSError:
                         problems.append(f"{path}:{lineno}: image not found: {root / rel}")
                         continue
+                    if st.st_size == 0:
+                        problems.append(f"{path}:{lineno}: empty (zero-byte) image: {root / rel}")
+                        continue
                     sizes.append(st.st_size)
                     mtimes.append(st.st_mtime_ns)
                 labels.append(class_of.setdefault(ident, len(class_of)))
@@ -266,12 +281,12 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
                     builder.extend(chunk)
                     chunk = []
     except UnicodeDecodeError as exc:
-        raise FacerecError(f"{path}: not a text file ({exc})") from None
+        raise DataError(f"{path}: not a text file ({exc})") from None
     builder.extend(chunk)
     if problems:
         raise ValidationError(f"train list {path}", problems)
     if not labels:
-        raise FacerecError(f"{path}: train list is empty")
+        raise DataError(f"{path}: train list is empty")
     classes = sorted(class_of)
     remap = np.empty(len(classes), dtype=np.int64)
     remap[[class_of[c] for c in classes]] = np.arange(len(classes))
@@ -296,8 +311,9 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
     root = _resolve_root(path, lines, root)
     labels, p1, p2, folds, texts, problems, rows = [], [], [], [], [], [], []
     seen: dict[tuple[str, str], int] = {}
+    duplicates: list[str] = []
     for lineno, line in _entries(lines):
-        parts = [c.strip() for c in line.split(",")]
+        parts = [c.strip().strip('"').strip() for c in line.split(",")]  # spreadsheet exports quote fields
         if len(parts) == 2 and allow_unknown:
             parts = [""] + parts
         if len(parts) not in (3, 4):
@@ -322,10 +338,12 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
             problems.append(f"{path}:{lineno}: empty image path")
             continue
         key = (a, b) if a <= b else (b, a)
-        if key in seen:
+        if key in seen and not allow_unknown:  # validation: a repeated pair would weigh twice in the EER
             problems.append(f"{path}:{lineno}: duplicate pair (first on line {seen[key]}): {a}, {b}")
             continue
-        seen[key] = lineno
+        if key in seen:  # scoring: a submission scores its test list line for line, repeats included
+            duplicates.append(f"{path}:{lineno}: duplicate of line {seen[key]} ({a}, {b})")
+        seen.setdefault(key, lineno)
         if fold is not None:
             folds.append(fold)
         labels.append(label)
@@ -341,6 +359,9 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
         problems += [f"{path}:{seen[(a, b) if a <= b else (b, a)]}: label must be 0 or 1, got {t!r}"
                      for a, b, t, k in zip(p1, p2, texts, known) if not k]
     _raise_problems("pair list", path, root, rows, problems, check_files, len(p1))
+    if duplicates:
+        log.warning("%s: %d duplicate pair(s), each scored on its own line (first: %s)", path, len(duplicates),
+                    duplicates[0])
     return PairList(
         root,
         np.array(labels, dtype=np.int8),

@@ -6,25 +6,32 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FacerecError
+from ..errors import DataError, FacerecError
 from .lists import TrainList, scan_identity_folder, write_pairs, write_train_list
 
 
-def split_identities(train: TrainList, val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Only identities with two or more images can go to val (they need positive pairs)."""
+def split_identities(train: TrainList, val_fraction: float, seed: int,
+                     test_fraction: float = 0.0) -> tuple[list[str], ...]:
+    """(train, val) identities, or (train, val, test) with a test fraction. Only identities with
+    two or more images can go to val or test (they need positive pairs)."""
     if not 0 < val_fraction < 1:
         raise FacerecError(f"val fraction must be in (0, 1), got {val_fraction}")
-    counts = {c: 0 for c in train.classes}
-    for i in train.identities:
-        counts[i] += 1
-    eligible = sorted(c for c, n in counts.items() if n >= 2)
-    n_val = max(2, round(val_fraction * len(counts)))
-    if len(eligible) < n_val:
-        raise FacerecError(f"{train.root}: need {n_val} identities with >= 2 images for val, found {len(eligible)}")
+    if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise FacerecError(f"test fraction must be in [0, 1) and leave identities to train on (val {val_fraction} + "
+                           f"test {test_fraction} >= 1)")
+    counts = np.bincount(train.labels, minlength=train.num_classes)
+    eligible = sorted(c for c, n in zip(train.classes, counts) if n >= 2)
+    n_val = max(2, round(val_fraction * train.num_classes))
+    n_test = max(2, round(test_fraction * train.num_classes)) if test_fraction else 0
+    if len(eligible) < n_val + n_test:
+        raise DataError(f"{train.root}: need {n_val + n_test} identities with >= 2 images for val/test, "
+                        f"found {len(eligible)}")
     rng = np.random.default_rng(seed)
-    val = sorted(rng.choice(eligible, size=n_val, replace=False).tolist())
-    val_set = set(val)
-    return sorted(c for c in counts if c not in val_set), val
+    picked = rng.choice(eligible, size=n_val + n_test, replace=False).tolist()
+    val, test = sorted(picked[:n_val]), sorted(picked[n_val:])
+    held = set(picked)
+    rest = sorted(c for c in train.classes if c not in held)
+    return (rest, val, test) if test_fraction else (rest, val)
 
 
 def balanced_pairs(paths: list[str], identities: list[str], seed: int, per_image: int = 1):
@@ -52,14 +59,19 @@ def balanced_pairs(paths: list[str], identities: list[str], seed: int, per_image
     return labels, p1, p2
 
 
-def split_folder(folder, out_dir, *, val_fraction: float = 0.25, seed: int = 0, per_image: int = 1, name: str = "split"):
-    """Write `<name>_train.txt` and `<name>_val_pairs.csv`; return their paths."""
+def split_folder(folder, out_dir, *, val_fraction: float = 0.25, seed: int = 0, per_image: int = 1, name: str = "split",
+                 test_fraction: float = 0.0):
+    """Write `<name>_train.txt`, `<name>_val_pairs.csv` and, with a test fraction,
+    `<name>_test_pairs.csv` (identities seen by neither training nor model selection); return the paths."""
     full = scan_identity_folder(folder)
-    train_ids, val_ids = split_identities(full, val_fraction, seed)
-    train = full.subset(train_ids)
-    val = full.subset(val_ids)
-    labels, p1, p2 = balanced_pairs(val.paths, val.identities, seed, per_image)
+    parts = split_identities(full, val_fraction, seed, test_fraction)
     out = Path(out_dir)
-    write_train_list(out / f"{name}_train.txt", full.root, train.paths, train.identities)
-    write_pairs(out / f"{name}_val_pairs.csv", full.root, labels, p1, p2)
-    return out / f"{name}_train.txt", out / f"{name}_val_pairs.csv"
+    train = full.subset(parts[0])
+    written = [out / f"{name}_train.txt"]
+    write_train_list(written[0], full.root, train.paths, train.identities)
+    for what, ids, offset in zip(("val", "test"), parts[1:], (0, 1)):
+        part = full.subset(ids)
+        labels, p1, p2 = balanced_pairs(part.paths, list(part.identities), seed + offset, per_image)
+        written.append(out / f"{name}_{what}_pairs.csv")
+        write_pairs(written[-1], full.root, labels, p1, p2)
+    return tuple(written)

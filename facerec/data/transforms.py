@@ -19,7 +19,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ..errors import FacerecError
+from ..errors import DataError
 
 try:  # torchvision 0.29 (pinned) deprecates its decoders for TorchCodec, which needs system FFmpeg libraries
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
@@ -83,7 +83,13 @@ def _decode_pil(path: str) -> torch.Tensor:
         with Image.open(path) as img:
             return F.pil_to_tensor(img.convert("RGB"))
     except (OSError, ValueError) as exc:
-        raise FacerecError(f"{path}: cannot decode image ({exc})") from None
+        raise DataError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _has_jpeg_end(data: torch.Tensor) -> bool:
+    """An end-of-image marker (FF D9) among the last bytes (some writers append a few after it)."""
+    tail = data[-64:]
+    return bool(((tail[:-1] == 0xFF) & (tail[1:] == 0xD9)).any()) if len(tail) > 1 else False
 
 
 def load_faces(paths, pre: Preprocess) -> torch.Tensor:
@@ -96,8 +102,10 @@ def load_faces(paths, pre: Preprocess) -> torch.Tensor:
     decoded: dict[int, torch.Tensor] = {}
     if jpeg and decode_jpeg is not None:
         try:
-            data = [read_file(str(paths[i])) for i in jpeg]
-            decoded = dict(zip(jpeg, decode_jpeg(data, mode=ImageReadMode.RGB)))
+            data = {i: read_file(str(paths[i])) for i in jpeg}
+            # libjpeg-turbo fills a truncated file with grey and only warns: those go to PIL, which refuses.
+            whole = [i for i, d in data.items() if _has_jpeg_end(d)]
+            decoded = dict(zip(whole, decode_jpeg([data[i] for i in whole], mode=ImageReadMode.RGB))) if whole else {}
         except RuntimeError:  # one unreadable or mislabelled file: decode each alone below (PIL names it)
             decoded = {}
     for i, p in enumerate(paths):
