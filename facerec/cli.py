@@ -65,10 +65,15 @@ def _log_to_stderr() -> None:
     """Library modules log through `logging` (a user of the API can quiet them); the CLI shows them."""
     import logging
 
+    class ToStderr(logging.Handler):  # the stream of the moment, not the one at the first call
+        def emit(self, record):
+            print(self.format(record), file=sys.stderr)
+
     root = logging.getLogger("facerec")
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+    if not any(getattr(h, "facerec_cli", False) for h in root.handlers):
+        handler = ToStderr()
+        handler.facerec_cli = True
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
 

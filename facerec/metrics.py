@@ -183,13 +183,24 @@ def jsonable(m: dict) -> dict:
             for k, v in m.items()}
 
 
+def _support(far: float, n_negative: int) -> str:
+    """A FAR point needs several false accepts to be measured; below one it is a guess."""
+    expected = far * n_negative
+    if expected < 1:
+        return f"  (unreliable: FAR={far:g} of {n_negative} different pairs is {expected:.2g} pair)"
+    if expected < 10:
+        return f"  (rests on ~{expected:.0f} false accepts)"
+    return ""
+
+
 def format_table(m: dict) -> str:
     rows = [
         ("pairs", f"{m['n_pairs']} ({m['n_positive']} same, {m['n_negative']} different)"),
         ("EER", f"{m['eer']:.2f}%  (threshold {m['eer_threshold']:.4f})"),
         ("AUC", f"{m['auc']:.4f}"),
     ]
-    rows += [(f"TAR @ FAR={t}", f"{v * 100:.2f}%") for t, v in m["tar_at_far"].items()]
+    rows += [(f"TAR @ FAR={t}", f"{v * 100:.2f}%" + _support(float(t), m["n_negative"]))
+             for t, v in m["tar_at_far"].items()]
     rows.append(("best accuracy", f"{m['best_accuracy'] * 100:.2f}%  (threshold {m['best_threshold']:.4f})"))
     if "fold_accuracy_mean" in m:
         rows.append((f"{m['n_folds']}-fold accuracy",

@@ -55,7 +55,6 @@ def plot_roc_det(curves: dict, path, title: str = "") -> None:
     ax_roc.set(xscale="log", xlim=(lo, 1), ylim=(0, 1.01), xlabel="false accept rate (FAR)",
                ylabel="true accept rate (TAR)", title="ROC")
     ax_roc.grid(True, which="both", alpha=0.3)
-    ax_roc.legend(loc="lower right", fontsize=8)
     edge = norm.ppf([lo / 2, 0.995])  # rates near 1 say little; zero rates are drawn on the low edge
     ax_det.plot(edge, edge, "k:", lw=0.8)
     tick_labels = [f"{t:g}" for t in ticks]
@@ -63,7 +62,7 @@ def plot_roc_det(curves: dict, path, title: str = "") -> None:
                xlim=edge, ylim=edge, xlabel="false accept rate (FPR)", ylabel="false reject rate (FNR)", title="DET")
     ax_det.tick_params(axis="x", labelrotation=45)
     ax_det.grid(True, alpha=0.3)
-    ax_det.legend(loc="upper right", fontsize=8)
+    _legend_below(fig, ax_roc)
     if title:
         fig.suptitle(title)
     _save(fig, path)
@@ -115,7 +114,7 @@ def plot_compare_curves(histories: dict, path, title: str = "") -> None:
     axes[1].set(xlabel="epoch", ylabel="EER (%)", title="validation EER")
     for ax in axes:
         ax.grid(True, alpha=0.3)
-    axes[1].legend(fontsize=7, loc="upper right")
+    _legend_below(fig, axes[1])
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
@@ -143,3 +142,11 @@ def plot_eer_bars(labels: list[str], means: list[float], stds: list[float], base
     ax.set(ylabel="EER (%)", title=title or "validation EER (mean +- std over seeds)")
     ax.grid(True, axis="y", alpha=0.3)
     _save(fig, path)
+
+
+def _legend_below(fig, ax) -> None:
+    """One legend under the panels: inside an axis it would sit on some run's curve."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)), fontsize=8,
+                   frameon=False)

@@ -30,7 +30,7 @@ from .data import cache as store_cache
 from .data.datasets import default_workers
 from .data.stream import Batches, FileFaces, Plan, StoredFaces, make_loader, sequential_plan, step_generator
 from .data.lists import PairList, TrainList, load_train, read_pairs
-from .data.transforms import BatchTransform, Preprocess
+from .data.transforms import BatchTransform, Preprocess, geometry_note
 from .errors import DataError, FacerecError
 from .fileio import atomic_path, write_text
 from .optim import build_optimizer, build_scheduler
@@ -126,7 +126,7 @@ def load_data(cfg, log=print) -> Data:
     train = load_train(cfg.train, cfg.root)
     if cfg.max_classes is not None and cfg.max_classes < train.num_classes:
         train = largest_identities(train, cfg.max_classes)
-    val = read_pairs(cfg.val, cfg.val_root, allow_unknown=True) if cfg.val else None
+    val = read_pairs(cfg.val, cfg.val_root, allow_unknown=True, allow_duplicates=False) if cfg.val else None
     if val is not None and not val.has_labels:
         raise DataError(f"{cfg.val}: the pairs have no 0/1 labels, so no validation EER can be measured; give a "
                         "labelled --val (and score this list after training with `facerec eval --output`)")
@@ -351,6 +351,8 @@ class Trainer:
                 loss = self.loss(emb.float(), y)
                 if perm is not None:
                     loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
+            if _fault("NAN_AT_STEP", self.scheduler.last_epoch + 1):
+                loss = loss * float("nan")
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -417,6 +419,9 @@ class Trainer:
         self.log(f"run: {self.run_dir}")
         self.log(budget.describe_model(self.model, self.loss))
         train = self.data.train
+        note = geometry_note(train.root, train.paths, self.pre, seed=cfg.seed)
+        if note:
+            self.log(f"note: {note}")
         faces, self.train_workers = self._faces("train", train.root, train.paths, train.stats)
         self.train_batches = Batches(faces, BatchTransform(self.pre, train=True, augment=cfg.augment), train.labels,
                                      seed=cfg.seed)
@@ -595,10 +600,14 @@ def _sigterm_as_interrupt():
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+def _fault(name: str, global_step: int) -> bool:
+    """Fault tests (kill -9 mid-epoch, a NaN loss) pick their step with FACEREC_FAULT_<NAME>."""
+    at = os.environ.get(f"FACEREC_FAULT_{name}")
+    return bool(at) and global_step == int(at)
+
+
 def _fault_injection(global_step: int) -> None:
-    """Tests prove exact resume by SIGKILLing a run mid-epoch at a chosen step."""
-    at = os.environ.get("FACEREC_FAULT_KILL_AFTER_STEPS")
-    if at and global_step == int(at):
+    if _fault("KILL_AFTER_STEPS", global_step):
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)

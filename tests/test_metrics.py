@@ -182,7 +182,7 @@ def test_score_command_table_bare_plot_and_several_files(tmp_path, capsys):
     assert main(["score", str(a), str(b), "--plot"]) == 0
     out = capsys.readouterr().out
     assert str(a) in out and str(b) in out and "0.00%" in out
-    assert (tmp_path / "a_roc_det.png").read_bytes()[:8] == PNG
+    assert (tmp_path / "a_score_roc_det.png").read_bytes()[:8] == PNG
     assert main(["score", str(a), str(b), "--json"]) == 0
     assert [json.loads(line)["file"] for line in capsys.readouterr().out.splitlines()] == [str(a), str(b)]
 

@@ -16,10 +16,17 @@ from ..errors import FacerecError
 def add_parser(sub) -> None:
     p = sub.add_parser("params", help="parameters, FLOPs, size and CPU latency per backbone; budget check")
     p.add_argument("names", nargs="*", metavar="NAME", help="models (default: every registered one)")
-    p.add_argument("--input-size", type=int, default=112)
-    p.add_argument("--embedding-dim", type=int, default=512)
-    p.add_argument("--param-budget", type=int, default=DEFAULT_PARAM_BUDGET)
-    p.add_argument("--budget-scope", choices=BUDGET_SCOPES, default="trunk")
+    p.add_argument("--preset", action="append", default=[], metavar="NAME|FILE.yaml",
+                   help="take the model, its options, input size, embedding size and budget from training presets "
+                        "(repeatable, as for train); flags below override")
+    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="backbone keyword, e.g. width=0.5 or head_bn=true (repeatable)")
+    p.add_argument("--input-size", type=int, default=None, help="input pixels (default: the preset's, else 112)")
+    p.add_argument("--embedding-dim", type=int, default=None, help="embedding size (default: the preset's, else 512)")
+    p.add_argument("--param-budget", type=int, default=None,
+                   help=f"parameter budget (default: the preset's, else {DEFAULT_PARAM_BUDGET:,})")
+    p.add_argument("--budget-scope", choices=BUDGET_SCOPES, default=None,
+                   help="what the budget counts (default: the preset's, else trunk)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--check", action="store_true", help="exit 1 when any named model does not fit")
     p.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurement")
@@ -37,7 +44,7 @@ def row(name: str, args) -> dict:
     from .. import budget
 
     torch.manual_seed(0)
-    kw = {"embedding_dim": args.embedding_dim, "input_size": args.input_size}
+    kw = {"embedding_dim": args.embedding_dim, "input_size": args.input_size, **args.model_options}
     m = models.create(name, **kw)
     c = budget.counts(m)
     used = budget.budgeted(c, args.budget_scope)
@@ -70,6 +77,19 @@ def table(rows: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def _resolve(args) -> None:
+    """Fill unset flags from the presets (the model they train, with its options), else defaults."""
+    from .. import config as config_mod
+    from .train import _pairs
+
+    cfg = config_mod.load(args.preset, {})
+    args.preset_model = cfg.model
+    args.model_options = {**(cfg.model_options if args.preset else {}), **_pairs(args.model_opt, "--model-opt")}
+    for key in ("input_size", "embedding_dim", "param_budget", "budget_scope"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(cfg, key))
+
+
 def run(args) -> int:
     import torch
 
@@ -82,7 +102,8 @@ def run(args) -> int:
             raise FacerecError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
 
-    names = args.names or models.list_models()
+    _resolve(args)
+    names = args.names or ([args.preset_model] if args.preset else models.list_models())
     for n in names:
         models.MODELS.canonical(n)  # unknown names fail before any measurement
     rows = [row(models.MODELS.canonical(n), args) for n in names]
@@ -92,7 +113,7 @@ def run(args) -> int:
         for r in failed:
             try:
                 budget.check_budget(r["name"], budget=args.param_budget, scope=args.budget_scope,
-                                    embedding_dim=args.embedding_dim, input_size=args.input_size)
+                                    embedding_dim=args.embedding_dim, input_size=args.input_size, **args.model_options)
             except FacerecError as exc:
                 print(f"facerec params: {exc}", file=sys.stderr)
         return 1 if failed else 0

@@ -18,9 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per file (one line each); a +inf threshold prints as null")
     p.add_argument("--plot", nargs="?", const=BESIDE, default=None, metavar="PNG",
-                   help="write a ROC/DET PNG: to PNG, or with no value to <first scores stem>_roc_det.png "
-                        "beside the first file. No plot is written without --plot, so scoring never "
-                        "touches the folder of the scores file.")
+                   help="write a ROC/DET PNG: to PNG, or with no value to <first scores stem>_score_roc_det.png "
+                        "beside the first file (never eval's <stem>_roc_det.png). No plot is written without "
+                        "--plot, so scoring never touches the folder of the scores file.")
     p.set_defaults(func=run)
 
 
@@ -48,7 +48,7 @@ def run(args) -> int:
     plot = None
     if args.plot:
         first = Path(args.scores[0])
-        plot = str(first.with_name(first.stem + "_roc_det.png")) if args.plot == BESIDE else args.plot
+        plot = str(first.with_name(first.stem + "_score_roc_det.png")) if args.plot == BESIDE else args.plot
         plot_roc_det({name: (s.scores, s.labels) for name, s in zip(_names(args.scores), loaded.values())}, plot)
     for i, (path, m) in enumerate(reports.items()):
         m = {"file": path, **m, **({"plot": plot} if plot else {})}

@@ -303,9 +303,13 @@ def load_train(spec, root=None, check_files: bool = True) -> TrainList:
     return read_train_list(spec, root, check_files)
 
 
-def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: bool = True) -> PairList:
+def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: bool = True,
+               allow_duplicates: bool | None = None) -> PairList:
     """Pair CSV `label,path1,path2[,fold]`; with allow_unknown a test list may omit the label
-    (`path1,path2`) or carry a non-0/1 placeholder."""
+    (`path1,path2`) or carry a non-0/1 placeholder. Repeated pairs are kept (and said) when
+    scoring (default: with allow_unknown) and refused for validation, where one would count twice."""
+    if allow_duplicates is None:
+        allow_duplicates = allow_unknown
     path = Path(path)
     lines = _read_lines(path)
     root = _resolve_root(path, lines, root)
@@ -338,7 +342,7 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
             problems.append(f"{path}:{lineno}: empty image path")
             continue
         key = (a, b) if a <= b else (b, a)
-        if key in seen and not allow_unknown:  # validation: a repeated pair would weigh twice in the EER
+        if key in seen and not allow_duplicates:  # validation: a repeated pair would weigh twice in the EER
             problems.append(f"{path}:{lineno}: duplicate pair (first on line {seen[key]}): {a}, {b}")
             continue
         if key in seen:  # scoring: a submission scores its test list line for line, repeats included

@@ -119,6 +119,34 @@ def load_face(path: str, pre: Preprocess) -> torch.Tensor:
     return load_faces([path], pre)[0]
 
 
+def geometry_note(root, paths, pre: Preprocess, sample: int = 200, seed: int = 0) -> str | None:
+    """A warning when a sample of the images comes in several sizes: each is centre-cropped to a
+    square of its own and resized, which a set of mixed frames and crops may not expect. Reads
+    image headers only."""
+    import os
+    from collections import Counter
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(paths), size=min(sample, len(paths)), replace=False)
+    sizes = Counter()
+    for i in picks:
+        try:
+            with Image.open(os.path.join(root, paths[int(i)])) as img:
+                sizes[img.size] += 1
+        except OSError:
+            continue  # named when it is decoded
+    if len(sizes) < 2:
+        return None
+    shown = ", ".join(f"{w}x{h}: {n}" for (w, h), n in sizes.most_common(4))
+    crops = sorted({pre.crop_fraction(sz) for sz in sizes})
+    return (f"images come in {len(sizes)} sizes ({shown}{', ...' if len(sizes) > 4 else ''} of {sum(sizes.values())} "
+            f"sampled): each is centre-cropped to a square ({'/'.join(f'{c:g}' for c in crops)} of its shorter side, "
+            f"--face-crop {pre.face_crop}) and resized to {pre.resize_to} px; crop or align frames first if their "
+            "faces are not centred")
+
+
 def eval_transform(pre: Preprocess):
     return v2.Compose(
         [

@@ -153,6 +153,8 @@ def compare(groups: dict[str, list[RunData]], baseline: str, n_boot: int = 1000)
 
 # --- rendering ---------------------------------------------------------------------------------
 def _pm(ms: tuple[float, float], digits: int = 2) -> str:
+    if ms[1] != ms[1]:  # NaN: a single seed
+        return f"{ms[0]:.{digits}f} ± n/a (1 seed)"
     return f"{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}"
 
 

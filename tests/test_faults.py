@@ -1,0 +1,378 @@
+"""Bad input and faults, as a newcomer meets them: each case asserts the exact outcome.
+
+Errors: one clear message of a few lines naming the file, line or key; exit code 2 for how the
+tool was asked (flags, names, keys, budget), 1 for the files given (lists, images, checkpoints);
+no traceback; nothing half-written; nothing lost. kill -9 then --resume is in test_train.py
+(both data paths).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from facerec.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "resnet18", "--input-size", "32", "--embedding-dim", "32", "--batch-classes", "10",
+        "--per-class", "2", "--workers", "0", "--epochs", "1", "--max-steps", "2", "--loss", "softmax", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def orl_lists(tmp_path_factory, orl_dir):
+    out = tmp_path_factory.mktemp("faults_lists")
+    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, orl_lists):
+    run = tmp_path_factory.mktemp("faults_run") / "run"
+    assert main(["train", *TINY, "--epochs", "2", "--train", str(orl_lists / "orl_train.txt"),
+                 "--val", str(orl_lists / "orl_val_pairs.csv"), "--run-dir", str(run)]) == 0
+    return run
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    got = capsys.readouterr()
+    return rc, got.out, got.err
+
+
+def refused(capsys, code: int, needles, *argv) -> str:
+    """Run the CLI; assert the exit code, a short error naming what is wrong, no traceback."""
+    rc, out, err = cli(capsys, *argv)
+    error = [line for line in err.splitlines() if "error:" in line or line.startswith("  ")]
+    assert rc == code, err
+    assert "Traceback" not in err + out and error, err
+    for needle in [needles] if isinstance(needles, str) else needles:
+        assert needle in err, err
+    return err
+
+
+def usage_error(*argv) -> int:
+    """argparse's own refusals (unknown choice, bad number) exit 2 with a usage line."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    return exc.value.code
+
+
+def identity_folder(tmp_path: Path, orl_dir: Path, people: int = 12) -> Path:
+    root = tmp_path / "ids"
+    for p in range(1, people + 1):
+        shutil.copytree(orl_dir / f"s{p}", root / f"s{p}")
+    return root
+
+
+def train_args(train, val=None, run=None):
+    args = ["train", *TINY, "--train", train]
+    if val:
+        args += ["--val", val]
+    return args + (["--run-dir", run] if run else [])
+
+
+# --- images -------------------------------------------------------------------------------------
+def test_missing_image_in_a_train_list(capsys, tmp_path, orl_dir):
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"# root: {orl_dir}\ns1 s1/1.pgm\ns1 s1/99.pgm\n")
+    refused(capsys, 1, [f"{lst}:3: image not found", "s1/99.pgm"], *train_args(lst))
+
+
+def test_zero_byte_image_in_a_train_list(capsys, tmp_path, orl_dir):
+    root = identity_folder(tmp_path, orl_dir, 2)
+    (root / "s1" / "1.pgm").write_bytes(b"")
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"# root: {root}\ns1 s1/1.pgm\ns1 s1/2.pgm\n")
+    refused(capsys, 1, f"{lst}:2: empty (zero-byte) image", *train_args(lst))
+
+
+def test_truncated_jpeg_stops_with_its_name(capsys, tmp_path, lfw_dir):
+    root = tmp_path / "ids"
+    src = lfw_dir / "images_deepfunneled"
+    for name in sorted(os.listdir(src))[:12]:
+        shutil.copytree(src / name, root / name)
+    victim = next((root / sorted(os.listdir(root))[3]).iterdir())
+    victim.write_bytes(victim.read_bytes()[:2000])
+    # Streamed from files by two workers: the worker's error reaches the user as one line.
+    err = refused(capsys, 1, [str(victim), "cannot decode image", "truncated"],
+                  *train_args(root), "--cache", "off", "--workers", "2", "--batch-classes", "12", "--per-class", "1",
+                  "--max-steps", "20", "--run-dir", tmp_path / "run")
+    assert "Original Traceback" not in err
+
+
+def test_non_image_file_with_an_image_name(capsys, tmp_path, orl_dir):
+    root = identity_folder(tmp_path, orl_dir, 10)
+    (root / "s3" / "5.pgm").write_text("this is not a picture\n")
+    refused(capsys, 1, [str(root / "s3" / "5.pgm"), "cannot decode image"], *train_args(root, run=tmp_path / "r"))
+
+
+def test_stray_non_image_files_are_named_not_silently_skipped(capsys, tmp_path, orl_dir):
+    root = identity_folder(tmp_path, orl_dir, 10)
+    (root / "s2" / "notes.txt").write_text("taken on a Tuesday")
+    rc, _, err = cli(capsys, *train_args(root, run=tmp_path / "r"))
+    assert rc == 0 and "skipped files that are not" in err and "s2/notes.txt" in err
+
+
+def test_empty_identity_folder(capsys, tmp_path, orl_dir):
+    root = identity_folder(tmp_path, orl_dir, 3)
+    (root / "nobody").mkdir()
+    refused(capsys, 1, [f"{root / 'nobody'}: empty identity folder"], *train_args(root))
+
+
+def test_malformed_train_list_line(capsys, tmp_path, orl_dir):
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"# root: {orl_dir}\ns1 s1/1.pgm\ns1 s1/2.pgm extra\n")
+    refused(capsys, 1, f"{lst}:3: expected 'identity relpath'", *train_args(lst))
+
+
+def test_mixed_geometry_is_said(capsys, tmp_path, orl_dir, lfw_dir):
+    root = identity_folder(tmp_path, orl_dir, 10)  # 92x112 crops ...
+    src = lfw_dir / "images_deepfunneled"
+    for name in sorted(os.listdir(src))[:3]:  # ... and 250x250 frames
+        shutil.copytree(src / name, root / name)
+    rc, out, err = cli(capsys, *train_args(root, run=tmp_path / "r"))
+    assert rc == 0 and "images come in 2 sizes" in out and "92x112" in out and "250x250" in out
+
+
+# --- pair lists ---------------------------------------------------------------------------------
+def _eval(tmp_path, pairs, *extra):
+    return ["eval", "--model", "resnet18", "--input-size", "32", "--embedding-dim", "16", "--pairs", pairs,
+            "--workers", "0", "--no-progress", *extra]
+
+
+def test_pair_line_with_wrong_fields(capsys, tmp_path, orl_dir):
+    p = tmp_path / "val.csv"
+    p.write_text(f"# root: {orl_dir}\n1,s1/1.pgm,s1/2.pgm\n1;s1/1.pgm;s1/3.pgm\n")
+    refused(capsys, 1, f"{p}:3: expected 'label,path1,path2[,fold]'", *_eval(tmp_path, p))
+
+
+def test_pair_label_not_0_or_1(capsys, tmp_path, orl_dir):
+    p = tmp_path / "val.csv"
+    p.write_text(f"# root: {orl_dir}\n1,s1/1.pgm,s1/2.pgm\nyes,s1/1.pgm,s2/1.pgm\n")
+    refused(capsys, 1, f"{p}:3: label must be 0 or 1, got 'yes'", *_eval(tmp_path, p))
+
+
+def test_bom_crlf_quotes_and_spaces_are_read(capsys, tmp_path, orl_dir):
+    p = tmp_path / "val.csv"
+    p.write_bytes(("\ufeff1,s1/1.pgm,s1/2.pgm\r\n" '"0", "s1/1.pgm" ,"s2/1.pgm"\r\n').encode())
+    rc, out, _ = cli(capsys, *_eval(tmp_path, p, "--root", orl_dir, "--json"))
+    assert rc == 0 and '"n_pairs": 2' in out and '"n_positive": 1' in out
+
+
+def test_unicode_paths(capsys, tmp_path, orl_dir):
+    root = tmp_path / "faces"
+    for who, src in (("Zoë", "s1"), ("José Ñúñez", "s2")):
+        shutil.copytree(orl_dir / src, root / who)
+    p = tmp_path / "val.csv"
+    p.write_text("1,Zoë/1.pgm,Zoë/2.pgm\n0,Zoë/1.pgm,José Ñúñez/1.pgm\n", encoding="utf-8")
+    rc, out, _ = cli(capsys, *_eval(tmp_path, p, "--root", root, "--json"))
+    assert rc == 0 and '"n_pairs": 2' in out
+
+
+def test_a_test_list_with_duplicates_is_scored_line_for_line(capsys, tmp_path, orl_dir):
+    p = tmp_path / "test.csv"
+    lines = ["s1/1.pgm,s1/2.pgm", "s1/1.pgm,s2/1.pgm", "s1/2.pgm,s1/1.pgm", "s1/1.pgm,s2/1.pgm"]
+    p.write_text(f"# root: {orl_dir}\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "scores.csv"
+    rc, _, err = cli(capsys, *_eval(tmp_path, p, "--output", out))
+    assert rc == 0 and "2 duplicate pair(s), each scored on its own line" in err
+    rows = [line.split(",") for line in out.read_text().splitlines()]
+    assert [r[2:] for r in rows] == [line.split(",") for line in lines]
+    assert rows[1][0] == rows[3][0]  # the same pair, the same score
+
+
+def test_a_duplicate_pair_in_a_validation_list(capsys, tmp_path, orl_lists):
+    p = tmp_path / "val.csv"
+    body = (orl_lists / "orl_val_pairs.csv").read_text().splitlines()
+    p.write_text("\n".join(body + [body[1]]) + "\n")
+    refused(capsys, 1, "duplicate pair (first on line 2)", *train_args(orl_lists / "orl_train.txt", p))
+
+
+def test_an_unlabelled_test_list_cannot_validate(capsys, tmp_path, orl_lists):
+    p = tmp_path / "test.csv"
+    body = [line.split(",", 1)[1] for line in (orl_lists / "orl_val_pairs.csv").read_text().splitlines()[1:]]
+    p.write_text((orl_lists / "orl_val_pairs.csv").read_text().splitlines()[0] + "\n" + "\n".join(body) + "\n")
+    refused(capsys, 1, [str(p), "no 0/1 labels"], "train", *TINY, "--train_path", orl_lists / "orl_train.txt",
+            "--test_list", p)
+
+
+# --- names, keys, sizes -------------------------------------------------------------------------
+def test_unknown_model(capsys, orl_lists):
+    refused(capsys, 2, ["resnet81", "resnet18"], *train_args(orl_lists / "orl_train.txt"), "--model", "resnet81")
+
+
+def test_unknown_loss(capsys, orl_lists):
+    refused(capsys, 2, ["arcfase", "arcface"], *train_args(orl_lists / "orl_train.txt"), "--loss", "arcfase")
+
+
+def test_unknown_optimizer():
+    assert usage_error("train", "--optimizer", "adamm") == 2
+
+
+def test_unknown_preset(capsys):
+    refused(capsys, 2, ["unknown preset 'demoo'", "demo"], "train", "--preset", "demoo")
+
+
+def test_unknown_key_in_a_preset_file(capsys, tmp_path):
+    y = tmp_path / "mine.yaml"
+    y.write_text("model: resnet18\nlearning_rate: 0.1\n")
+    refused(capsys, 2, [str(y), "unknown key 'learning_rate'"], "train", "--preset", y)
+
+
+def test_unknown_key_to_unset(capsys):
+    refused(capsys, 2, "--unset: unknown key 'scal'", "train", "--preset", "demo", "--unset", "scal")
+
+
+def test_over_budget_model_before_any_data(capsys, tmp_path):
+    refused(capsys, 2, ["resnet34", "11,500,000"], "train", "--model", "resnet34", "--train", tmp_path / "none.txt")
+
+
+def test_nclasses_mismatch(capsys, orl_lists):
+    refused(capsys, 1, "nClasses/num_classes is 99 but", *train_args(orl_lists / "orl_train.txt"), "--nClasses", "99")
+
+
+@pytest.mark.parametrize("flag,value", [("--input-size", "0"), ("--batch-classes", "-4"), ("--epochs", "0")])
+def test_zero_or_negative_sizes(capsys, orl_lists, flag, value):
+    refused(capsys, 2, f"{flag[2:].replace('-', '_')} must be >= 1", *train_args(orl_lists / "orl_train.txt"),
+            flag, value)
+
+
+def test_a_number_that_is_not_one(capsys, orl_lists):
+    refused(capsys, 2, "lr expects float, got 'fast'", *train_args(orl_lists / "orl_train.txt"), "--lr", "fast")
+
+
+def test_path_traversal_in_tag(capsys, orl_lists, tmp_path):
+    refused(capsys, 2, "tag names a run directory", *train_args(orl_lists / "orl_train.txt"), "--out", tmp_path,
+            "--tag", "../../escape")
+    assert not (tmp_path.parent / "escape").exists()
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+def test_a_non_checkpoint_file(capsys, tmp_path, orl_lists):
+    junk = tmp_path / "notes.pt"
+    junk.write_text("not weights")
+    err = refused(capsys, 1, f"{junk}: not a readable checkpoint", "eval", "--checkpoint", junk, "--pairs",
+                  orl_lists / "orl_val_pairs.csv")
+    assert "weights_only=False" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_pickle_that_would_run_code_is_refused_not_run(capsys, tmp_path, orl_lists):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, evil)
+    refused(capsys, 1, [f"{evil}: refused", "could run code"], *train_args(orl_lists / "orl_train.txt"),
+            "--initial-model", evil)
+    assert not marker.exists()
+
+
+def test_corrupt_last_pt_on_resume_leaves_best_pt_alone(capsys, tmp_path, finished_run):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    best = (run / "best.pt").read_bytes()
+    (run / "last.pt").write_bytes((run / "last.pt").read_bytes()[:5000])
+    refused(capsys, 1, f"{run / 'last.pt'}: not a readable checkpoint", "train", "--resume", run)
+    assert (run / "best.pt").read_bytes() == best
+
+
+# --- runs ---------------------------------------------------------------------------------------
+def test_two_runs_into_one_run_dir(capsys, tmp_path, orl_lists, finished_run):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    before = (run / "metrics.csv").read_text()
+    refused(capsys, 2, ["already holds a run", f"--resume {run}"], *train_args(orl_lists / "orl_train.txt", run=run))
+    assert (run / "metrics.csv").read_text() == before
+
+
+def test_unwritable_output_directory(capsys, tmp_path, orl_lists):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    target = blocker / "runs"  # a directory cannot be made inside a file (root ignores permission bits)
+    if os.geteuid() != 0:
+        target = tmp_path / "ro" / "runs"
+        (tmp_path / "ro").mkdir(mode=0o500)
+    refused(capsys, 1, f"cannot write the run directory {target}", *train_args(orl_lists / "orl_train.txt"),
+            "--run-dir", target)
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(capsys, tmp_path, orl_lists, monkeypatch):
+    from facerec import checkpoint
+
+    real, saves = torch.save, []
+
+    def save(obj, path, *a, **k):
+        saves.append(path)
+        if len(saves) > 1:  # epoch 1 wrote last.pt (no val, so no best.pt); epoch 2 finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    run = tmp_path / "run"
+    refused(capsys, 1, ["cannot write", "No space left on device", "previous last.pt, if any, is kept"],
+            *train_args(orl_lists / "orl_train.txt", run=run), "--epochs", "2")
+    monkeypatch.undo()
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # nothing half-written
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint(capsys, tmp_path, orl_lists, monkeypatch):
+    monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "3")  # epoch 2, step 1
+    run = tmp_path / "run"
+    refused(capsys, 1, ["loss became nan at epoch 2, step 1", f"{run / 'last.pt'}"],
+            *train_args(orl_lists / "orl_train.txt", run=run), "--epochs", "2")
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_mid_epoch_stops_cleanly_and_resumes(tmp_path, orl_lists, sig):
+    run = tmp_path / "run"
+    args = [*TINY, "--epochs", "3", "--max-steps", "40", "--train", str(orl_lists / "orl_train.txt"),
+            "--run-dir", str(run)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "facerec.cli", "train", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # epoch 1 is saved; stop during epoch 2
+        if line.startswith("epoch 1 |"):
+            time.sleep(0.5)
+            proc.send_signal(sig)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted in epoch 2" in err and f"--resume {run}" in err
+    resumed = subprocess.run([sys.executable, "-m", "facerec.cli", "train", "--resume", str(run), "--no-progress"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+
+
+# --- output people read -------------------------------------------------------------------------
+def test_eval_json_prints_only_json(capsys, tmp_path, orl_lists):
+    import json
+
+    rc, out, _ = cli(capsys, *_eval(tmp_path, orl_lists / "orl_val_pairs.csv", "--json", "--output",
+                                    tmp_path / "s.csv"))
+    assert rc == 0 and json.loads(out)["n_pairs"] > 0
+
+
+def test_no_progress_bars_in_a_log_file(tmp_path, orl_lists):
+    log = tmp_path / "log.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [a for a in TINY if a != "--no-progress"]
+    with open(log, "w") as fh:  # not a terminal: --progress auto draws nothing
+        rc = subprocess.call([sys.executable, "-m", "facerec.cli", "train", *args, "--train",
+                              str(orl_lists / "orl_train.txt"), "--run-dir", str(tmp_path / "r")],
+                             stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=300)
+    assert rc == 0 and "\r" not in log.read_text() and "epoch 1 |" in log.read_text()
