@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--test-fraction", type=float, default=0.0,
                    help="share of identities held out for a test pair list that no choice sees: report its EER "
                         "(default 0: no test list)")
-    p.add_argument("--pairs-per-image", type=int, default=1, help="positive and negative partners per val image")
+    p.add_argument("--pairs-per-image", type=int, default=1, help="positive and negative partners per val image (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the identity split and the pair draws (default 0)")
     p.set_defaults(func=run)
 

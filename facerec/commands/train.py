@@ -56,7 +56,8 @@ def add_parser(sub) -> None:
     ft.add_argument("--mixedprec", dest="amp", action="store_const", const="fp16", default=SUPPRESS, help="= --amp fp16")
     for knob in config_mod.LOSS_ALIASES:
         ft.add_argument(f"--{knob}", dest=f"loss_knob_{knob}", default=SUPPRESS,
-                        help=f"{knob} of the one loss that has it (use --loss-opt LOSS.{knob}=V for combinations)")
+                        help=f"{knob} of the one loss that has it (use --loss-opt LOSS.{knob}=V for combinations; "
+                             "default: that loss's own)")
     p.set_defaults(func=run)
 
 
