@@ -1,0 +1,127 @@
+"""Data preparation: the default LFW lists, validated lists, the leakage gate, the decoded store or
+streamed files, and what the log says about batches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import cache as store_cache
+from ..data import leakage
+from ..data.datasets import default_workers
+from ..data.lists import PairList, TrainList, load_train, read_pairs
+from ..data.stream import FileFaces, StoredFaces
+from ..data.transforms import Preprocess
+from ..errors import DataError, FacerecError
+
+
+def preprocess_of(cfg) -> Preprocess:
+    return Preprocess(input_size=cfg.input_size, face_crop=cfg.face_crop, resize=cfg.resize,
+                      mean=tuple(cfg.mean), std=tuple(cfg.std), hflip=cfg.hflip)
+
+
+def model_kwargs(cfg) -> dict:
+    return {"embedding_dim": cfg.embedding_dim, "input_size": cfg.input_size, **cfg.model_options}
+
+
+@dataclass
+class Data:
+    train: TrainList
+    val: PairList | None
+
+
+def default_lfw_lists(cfg) -> None:
+    """No --train given: LFW View 1 (train: peopleDevTrain; val: pairsDevTest) from the data root."""
+    from .. import dataroot
+    from ..data import lfw
+
+    out = Path("data_lists/lfw")
+    if not (out / "view1_train.txt").is_file() or not (out / "view1_val_pairs.csv").is_file():
+        try:
+            root = dataroot.resolve(cfg.data_root, dataroot.LFW_DIRS)
+        except FacerecError:
+            if cfg.data_root or os.environ.get(dataroot.ENV):
+                raise  # the user named a root: never download somewhere else behind their back
+            root = Path(dataroot.FALLBACKS[0])
+            print(f"LFW not found locally: fetching it with scikit-learn into {root}/ (one-off, ~250 MB)")
+            lfw.fetch(root)
+        lfw.write_lists(root, out)
+    cfg.train = str(out / "view1_train.txt")
+    if cfg.val is None:
+        cfg.val = str(out / "view1_val_pairs.csv")
+
+
+def load_data(cfg, log=print) -> Data:
+    if cfg.val is None and cfg.test_list and not cfg.eval_only:
+        # face_trainer scores --test_list every --test_interval epochs while training: its validation list.
+        cfg.val = cfg.test_list
+        log(f"validation: --test_list {cfg.test_list} (scored every {cfg.test_interval} epoch(s), as face_trainer does)")
+    if cfg.train is None:
+        default_lfw_lists(cfg)
+    train = load_train(cfg.train, cfg.root)
+    if cfg.max_classes is not None and cfg.max_classes < train.num_classes:
+        train = largest_identities(train, cfg.max_classes)
+    val = read_pairs(cfg.val, cfg.val_root, allow_unknown=True, allow_duplicates=False) if cfg.val else None
+    if val is not None and not val.has_labels:
+        raise DataError(f"{cfg.val}: the pairs have no 0/1 labels, so no validation EER can be measured; give a "
+                        "labelled --val (and score this list after training with `facerec eval --output`)")
+    if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
+        raise DataError(f"nClasses/num_classes is {cfg.num_classes} but {cfg.train} has {train.num_classes} identities")
+    if val is not None and cfg.check_leakage:
+        report = leakage.check(train, val)
+        if not report.clean:
+            raise DataError(f"train {cfg.train} and val {cfg.val} leak:\n{report.describe()}\n"
+                               "(fix the split, or pass --no-check-leakage if this is intended)")
+    return Data(train, val)
+
+
+def largest_identities(train: TrainList, n: int) -> TrainList:
+    """The n identities with the most images (ties by name): quick runs keep the learnable ones."""
+    counts = np.bincount(train.labels, minlength=train.num_classes)
+    keep = sorted(range(train.num_classes), key=lambda c: (-counts[c], train.classes[c]))[:n]
+    return train.subset([train.classes[c] for c in keep])
+
+
+def is_classifier(loss) -> bool:
+    parts = list(loss.parts.values()) if hasattr(loss, "parts") else [loss]
+    return all(getattr(p, "num_classes", None) is not None for p in parts)
+
+
+def faces(t, what: str, root, paths, stats):
+    """Decoded store or image files, by --cache; and the DataLoader workers that suit it."""
+    cfg = t.cfg
+    mode, why = store_cache.choose(cfg.cache, len(paths), t.pre, cfg.cache_budget_mb)
+    workers = default_workers() if cfg.workers is None else cfg.workers
+    if mode == "off":
+        t.log(f"data ({what}): {len(paths)} images streamed from files by {workers} worker(s): {why}")
+        return FileFaces(root, paths, t.pre), workers
+    store = store_cache.load_store(paths, t.pre, root=str(root), in_ram=mode == "ram", stats=stats,
+                                   workers=cfg.workers, progress=t.progress)
+    where = "in RAM" if mode == "ram" else "memory-mapped from the disk cache"
+    t.log(f"data ({what}): {len(paths)} images decoded once, {where}: {why}")
+    return StoredFaces(store), 0  # indexing the store costs less than shipping batches from workers
+
+
+def explain_batches(t) -> None:
+    """Say in the log when batches are not P distinct identities of K images, and why."""
+    cfg, s = t.cfg, t.sampler
+    n_ids = len(s.members)
+    if n_ids < cfg.batch_classes:
+        t.log(f"note: {n_ids} identities, fewer than --batch-classes {cfg.batch_classes}: a batch holds at most "
+                 f"{n_ids} identities ({n_ids * cfg.per_class} images)")
+    elif s.group_cap is not None:
+        groups = s.n_images // s.k
+        over = groups > s.group_cap
+        top = int(np.argmax(groups))
+        t.log(f"note: to keep batches at {cfg.batch_classes} identities, an identity gives at most "
+                 f"{s.group_cap * s.k} images an epoch; {int((groups - s.n_groups).sum()) * s.k} images of "
+                 f"{int(over.sum())} identities (e.g. {t.data.train.classes[s.classes[top]]}, "
+                 f"{int(s.n_images[top])}) sit out each epoch, different ones every epoch. "
+                 "--batch-fill spread uses every image in smaller batches")
+    elif not s.full and len(s):
+        t.log(f"note: batches shrink to ~{int(s.n_groups.sum()) // len(s)} identities so that every image is used "
+                 "(--batch-fill spread) while one identity holds a large share of the images; --batch-fill full "
+                 "or --max-img-per-cls keeps them full")

@@ -1,0 +1,23 @@
+"""face_trainer's `--eval`: score a test list with a checkpoint and write the submission file."""
+
+from __future__ import annotations
+
+from .. import checkpoint, device as devices
+from ..data.lists import read_pairs
+from ..data.transforms import Preprocess
+from ..errors import FacerecError
+from .data import model_kwargs, preprocess_of
+
+
+def evaluate_only(cfg) -> int:
+    """face_trainer's `--eval`: score `test_list` with `initial_model`, write `output`."""
+    from ..evaluate import report_pairs
+
+    if not cfg.initial_model or not cfg.test_list:
+        raise FacerecError("--eval needs --initial_model CKPT and --test_list PAIRS.csv (and --output FILE)")
+    pairs = read_pairs(cfg.test_list, cfg.val_root, allow_unknown=True)
+    ckpt = checkpoint.load(cfg.initial_model)
+    model = checkpoint.build_model(ckpt, cfg.initial_model, cfg.model, **model_kwargs(cfg))
+    pre = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else preprocess_of(cfg)
+    dev = devices.resolve(cfg.device)
+    return report_pairs([(model.to(dev), pre)], pairs, output=cfg.output, device=dev, workers=cfg.workers, tta=cfg.tta)

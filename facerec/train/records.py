@@ -1,0 +1,97 @@
+"""What a run leaves for people: metrics.csv, TensorBoard, the epoch line, scores, plots, summary.json
+with the model's costs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import budget
+from ..fileio import atomic_path, write_text
+
+
+def tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a pinned dependency; keep training if a user removed it
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tb"))
+
+
+def log_epoch(t, row: dict, tb) -> None:
+    keys = list(dict.fromkeys(k for r in t.history for k in r))
+    with atomic_path(t.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(t.history)
+    if tb is not None:
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                tb.add_scalar(k.replace("@", "_at_"), v, row["epoch"])
+        tb.flush()
+    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}"]
+    if "train_accuracy" in row:
+        parts.append(f"acc {row['train_accuracy'] * 100:.1f}%")
+    if "val_eer" in row:
+        parts.append(f"val EER {row['val_eer']:.2f}%")
+    parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.0f}s"]
+    t.log(" | ".join(parts))
+
+
+def write_scores(t, scores: np.ndarray) -> None:
+    from ..scores import write_scores
+
+    v = t.data.val
+    write_scores(t.run_dir / "scores.txt", scores, v.label_text, v.path1, v.path2, v.folds)
+
+
+def finish(t) -> dict:
+    from ..plots import plot_curves
+
+    summary = {"run_dir": str(t.run_dir), "epochs": t.epoch, "best_eer": t.best["eer"],
+               "best_epoch": t.best["epoch"], "hypothesis": t.cfg.hypothesis,
+               "train_seconds": sum(r.get("seconds", 0.0) for r in t.history),
+               "wall_seconds": t.seconds_before + time.perf_counter() - t.t_start,
+               "peak_memory_mb": peak_memory_mb(t.device), "first_step_seconds": t.first_step_seconds,
+               **costs(t)}
+    if t.history:
+        plot_curves(t.history, t.run_dir / "curves.png")
+    if (t.run_dir / "scores.txt").is_file():
+        from ..metrics import compute_all
+        from ..plots import plot_roc_det
+        from ..scores import read_scores
+
+        s = read_scores(t.run_dir / "scores.txt")
+        plot_roc_det({f"{t.cfg.model} {t.cfg.loss}": (s.scores, s.labels)}, t.run_dir / "roc_det.png")
+        summary["best_metrics"] = compute_all(s.scores, s.labels, s.folds)
+    from ..metrics import jsonable
+
+    write_text(t.run_dir / "summary.json", json.dumps(jsonable(summary), indent=2))
+    return summary
+
+
+def costs(t) -> dict:
+    """Params, FLOPs, size and CPU latency of the trained model, for the experiment records."""
+    import copy
+
+    m = copy.deepcopy(t.model).cpu().float()
+    c = budget.counts(m, t.loss)
+    return {**c, "flops": budget.flops(m, t.cfg.input_size), "size_mb": budget.size_mb(m),
+            "ms_per_image_cpu": budget.latency_ms(m, t.cfg.input_size, batch=8, repeats=3)}
+
+
+def peak_memory_mb(dev: torch.device) -> float:
+    """Peak GPU memory on CUDA; else the process's peak resident set (one run per process under
+    `facerec experiment`, so it is the run's)."""
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

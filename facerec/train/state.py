@@ -1,0 +1,132 @@
+"""Run state: RNG capture, the run directory, environment, stop signals and fault hooks.
+
+Resume is exact: a checkpoint is written after every epoch with every RNG state, and the sampler
+and the augmentation draw from (seed, epoch, step), so a resumed run repeats the same steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import config as config_mod
+from ..errors import DataError, FacerecError
+from ..fileio import write_text
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+        "numpy": list(np.random.get_state()[1].tolist()),
+        "numpy_pos": int(np.random.get_state()[2]),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_name(cfg) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return "-".join(p for p in (stamp, cfg.model, cfg.loss.replace("+", "_"), cfg.tag) if p)
+
+
+def environment(dev: torch.device) -> dict:
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpu_count": torch.cuda.device_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")
+RUN_PRODUCTS = ("last.pt", "best.pt", "summary.json")  # a directory holding any of these is a run
+
+
+def open_run_dir(t) -> Path:
+    cfg = t.cfg
+    if cfg.resume:
+        t.run_dir = Path(cfg.resume)
+        if t.run_dir.is_file():
+            t.run_dir = t.run_dir.parent
+    elif cfg.run_dir:
+        t.run_dir = Path(cfg.run_dir)
+    else:
+        t.run_dir = Path(cfg.out) / run_name(cfg)
+    if not cfg.resume:
+        done = [n for n in RUN_PRODUCTS if (t.run_dir / n).exists()]
+        if done:
+            raise FacerecError(f"{t.run_dir} already holds a run ({', '.join(done)}): `--resume {t.run_dir}` "
+                               "continues it; choose another --run-dir (or --tag) to start afresh")
+    try:
+        t.run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(t.run_dir / "config.yaml", config_mod.dump(cfg))
+        write_text(t.run_dir / "env.json", json.dumps(environment(t.device), indent=2))
+    except OSError as exc:
+        raise DataError(f"cannot write the run directory {t.run_dir} ({exc.strerror or exc})") from None
+    return t.run_dir
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class Interrupted(FacerecError):
+    """Ctrl-C or SIGTERM during training: a clean stop that says how to resume."""
+
+    exit_code = 130
+
+
+def sigterm_as_interrupt():
+    """SIGTERM (a scheduler's stop, `kill`) stops like Ctrl-C; returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def fault(name: str, global_step: int) -> bool:
+    """Fault tests (kill -9 mid-epoch, a NaN loss) pick their step with FACEREC_FAULT_<NAME>."""
+    at = os.environ.get(f"FACEREC_FAULT_{name}")
+    return bool(at) and global_step == int(at)
+
+
+def fault_injection(global_step: int) -> None:
+    if fault("KILL_AFTER_STEPS", global_step):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
