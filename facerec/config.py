@@ -66,7 +66,7 @@ class TrainConfig:
     nesterov: bool = False
     scheduler: str = "steplr"
     lr_decay: float = 0.90
-    step_size: int = 1
+    step_size: int | None = None  # steplr epochs between decays; None: test_interval (face_trainer)
     t_max: int | None = None
     eta_min: float = 0.0
     t0: int = 5

@@ -45,7 +45,7 @@ HELP = {
     "nesterov": "Nesterov momentum for SGD",
     "scheduler": "learning-rate schedule",
     "lr_decay": "steplr: factor applied every --step-size epochs",
-    "step_size": "steplr: epochs between decays",
+    "step_size": "steplr: epochs between decays (default: --test-interval, as face_trainer decays after each test)",
     "t_max": "cosine: epochs of the decay (default: --epochs)",
     "eta_min": "cosine: final learning rate",
     "t0": "warm_restarts: epochs of the first cycle",

@@ -2,10 +2,13 @@
 
 Every schedule is a multiplier of the base lr as a function of the global step, so linear
 warm-up composes with any of them and resume only needs the step count.
-  steplr         lr_decay ** (epoch // step_size)           (the course: 0.90 every epoch)
+  steplr         lr_decay ** (epoch // step_size)           (the course: 0.90 every test interval;
+                 step_size defaults to test_interval, as face_trainer steps it after each test)
   cosine         eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2, T_max in epochs
   warm_restarts  cosine restarting after T_0, T_0*T_mult, ... epochs (SGDR)
-  onecycle       torch's OneCycleLR shape (warm-up to lr, anneal to ~0)
+  onecycle       torch's OneCycleLR with its defaults (cosine up from lr/25 over 30% of the
+                 steps, down to lr/25e4)
+Each is checked step by step against torch's own scheduler in tests/test_optim.py.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def lr_factor(cfg, step: int, steps_per_epoch: int) -> float:
     warm = cfg.warmup_epochs * steps_per_epoch
     epoch_f = step / steps_per_epoch
     if cfg.scheduler == "steplr":
-        f = cfg.lr_decay ** (int(epoch_f) // cfg.step_size)
+        f = cfg.lr_decay ** (int(epoch_f) // (cfg.step_size or cfg.test_interval))
     elif cfg.scheduler == "cosine":
         t_max = cfg.t_max or cfg.epochs
         f = _cos(min(epoch_f, t_max) / t_max, cfg.eta_min / cfg.lr)
@@ -62,12 +65,12 @@ def lr_factor(cfg, step: int, steps_per_epoch: int) -> float:
             t_i *= cfg.t_mult
         f = _cos(t / t_i, cfg.eta_min / cfg.lr)
     elif cfg.scheduler == "onecycle":
-        # torch's OneCycleLR defaults: 30% warm-up from lr/25, cosine down to lr/(25*1e4).
-        up = 0.3 * total
-        if step < up:
-            f = 1 / 25 + (1 - 1 / 25) * (1 - math.cos(math.pi * step / up)) / 2
+        # torch's phases: lr/25 -> lr at step 0.3 * total - 1, then -> lr/25e4 at the last step.
+        up, last = 0.3 * total - 1, total - 1
+        if step <= up:
+            f = _cos(1 - step / up, 1 / 25)
         else:
-            f = _cos((step - up) / max(1.0, total - up), 1 / 25 / 1e4)
+            f = _cos((step - up) / max(1e-9, last - up), 1 / 25 / 1e4)
     else:
         f = 1.0
     if warm > 0 and step < warm:
