@@ -60,16 +60,27 @@ def _strip(state: dict, prefixes) -> dict:
     return out
 
 
+# What face_trainer's evaluation does to every image: Resize(256) of the shorter side, CenterCrop(224),
+# ImageNet mean/std; its ResNets keep the ImageNet stem (7x7/2 conv + max-pool) at 224 px.
+FACE_TRAINER_PREPROCESS = {"input_size": 224, "resize": 256, "face_crop": 1.0, "mean": [0.485, 0.456, 0.406],
+                           "std": [0.229, 0.224, 0.225], "hflip": False}
+
+
 def from_face_trainer(state: dict) -> dict:
     """face_trainer saves `self.__model__.state_dict()`: model keys under __S__., loss under __L__.
-    Its ResNets name the projection `fc.`; ours keep it in `head.fc.` and the rest in `trunk.`."""
+    Its ResNets name the projection `fc.`; ours keep it in `head.fc.` and the rest in `trunk.`.
+    The file records no preprocessing: face_trainer's own (FACE_TRAINER_PREPROCESS) is implied."""
     model_state = {
         (f"head.{k}" if k.startswith("fc.") else f"trunk.{k}"): v for k, v in _strip(state, MODEL_PREFIXES).items()
     }
+    kwargs = {"input_size": FACE_TRAINER_PREPROCESS["input_size"]}
+    if "head.fc.weight" in model_state:
+        kwargs["embedding_dim"] = int(model_state["head.fc.weight"].shape[0])
     return {
         "format": "face_trainer",
-        "model": {"name": None, "kwargs": {}, "state_dict": model_state},
+        "model": {"name": None, "kwargs": kwargs, "state_dict": model_state},
         "loss": {"name": None, "kwargs": {}, "state_dict": _strip(state, LOSS_PREFIXES)},
+        "preprocess": dict(FACE_TRAINER_PREPROCESS),
     }
 
 
@@ -100,6 +111,8 @@ def build_model(ckpt: dict, source: str, name: str | None = None, **model_kwargs
     spec = ckpt["model"]
     if ckpt.get("format") != "face_trainer":
         name, model_kwargs = spec["name"], spec.get("kwargs", {})
+    else:  # what the file's weights say (embedding size) and face_trainer's input size, unless told otherwise
+        model_kwargs = {**spec.get("kwargs", {}), **model_kwargs}
     if not name:
         raise DataError(f"{source}: face_trainer checkpoint does not name its model; pass --model")
     model = models.create(name, **model_kwargs)

@@ -287,7 +287,8 @@ def dump(cfg: TrainConfig) -> str:
 
 
 # What may change when a run is resumed: the rest comes from its checkpoint, so it continues exactly.
-RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience", "cache", "cache_budget_mb")
+RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience", "cache", "cache_budget_mb",
+                    "initial_model", "finetune_from")  # the last two: --resume wins, and the log says so
 
 
 def resume_config(overrides: dict) -> TrainConfig:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -44,3 +47,38 @@ def test_wrong_architecture_and_junk_are_named(tmp_path):
         checkpoint.load(junk)
     with pytest.raises(FacerecError, match="not found"):
         checkpoint.load(tmp_path / "missing.pt")
+
+
+def test_face_trainer_file_scores_as_face_trainer_scores_it(tmp_path, data_root_lfw, capsys):
+    """face_trainer's evaluation, written out independently (ToTensor, Resize 256, CenterCrop 224,
+    ImageNet normalisation, L2-normalised embeddings): `facerec eval` of its .model file agrees."""
+    import torch.nn.functional as F
+    from PIL import Image
+    from torchvision import transforms as T
+
+    from facerec.cli import main
+    from facerec.metrics import compute_all
+    from facerec.scores import read_scores
+
+    net, path = face_trainer_file(tmp_path)
+    lists = tmp_path / "lists"
+    assert main(["lists", "lfw", "--data-root", str(data_root_lfw), "--out", str(lists)]) == 0
+    lines = (lists / "view1_val_pairs.csv").read_text().splitlines()
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join([lines[0]] + lines[1:11] + lines[501:511]) + "\n")
+    out = tmp_path / "scores.csv"
+    assert main(["eval", "--checkpoint", str(path), "--arch", "resnet18", "--pairs", str(pairs), "--output", str(out),
+                 "--workers", "0", "--no-progress"]) == 0
+    assert "face_trainer's preprocessing" in capsys.readouterr().err
+    got = read_scores(out)
+    root = Path(lines[0].split(":", 1)[1].strip())
+    tf = T.Compose([T.ToTensor(), T.Resize(256), T.CenterCrop([224, 224]),
+                    T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+
+    def feat(rel):
+        with torch.no_grad():
+            return F.normalize(net(tf(Image.open(root / rel).convert("RGB"))[None]), dim=1)[0]
+
+    ref = np.array([float(feat(a) @ feat(b)) for a, b in zip(got.path1, got.path2)])
+    assert np.abs(got.scores - ref).max() < 2e-3
+    assert compute_all(got.scores, got.labels)["eer"] == compute_all(ref, got.labels)["eer"]

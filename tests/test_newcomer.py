@@ -144,3 +144,15 @@ def test_one_seed_has_no_spread_and_thin_far_points_are_flagged():
     line = next(x for x in table.splitlines() if x.startswith("TAR @ FAR=0.001"))
     assert "unreliable: FAR=0.001 of 515 different pairs is 0.52 pair" in line
     assert not math.isnan(compute_all(scores, labels)["eer"])
+
+
+def test_resume_wins_over_initial_model_and_says_so(tmp_path, orl_lists, capsys):
+    run = tmp_path / "run"
+    common = ["--train", str(orl_lists / "orl_train.txt"), "--model", "resnet18", "--input-size", "32",
+              "--embedding-dim", "32", "--batch-classes", "10", "--max-steps", "2", "--workers", "0", "--no-progress"]
+    assert main(["train", *common, "--epochs", "1", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--initial-model", str(run / "last.pt"),
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "--resume wins: ignoring --initial-model/--finetune-from" in out and "epoch 2 |" in out

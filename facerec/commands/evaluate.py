@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import add_device, add_progress, progress_on
 
@@ -61,6 +62,9 @@ def _members(args):
     if args.tta is None:  # the checkpoint's own run decided; an ensemble uses TTA when any member did
         args.tta = any(bool((c.get("config") or {}).get("tta")) for c in loaded.values())
     for path, ckpt in loaded.items():
+        if ckpt.get("format") == "face_trainer" and not (args.input_size or args.face_crop):
+            print(f"note: {path}: a face_trainer file, scored with face_trainer's preprocessing (Resize 256, centre "
+                  "crop 224, ImageNet mean/std; --input-size/--face-crop change it)", file=sys.stderr)
         model = checkpoint.build_model(ckpt, path, args.arch, **dims)
         members.append((model, _preprocess(args, ckpt.get("preprocess"))))
     return members

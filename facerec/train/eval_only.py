@@ -17,7 +17,9 @@ def evaluate_only(cfg) -> int:
         raise FacerecError("--eval needs --initial_model CKPT and --test_list PAIRS.csv (and --output FILE)")
     pairs = read_pairs(cfg.test_list, cfg.val_root, allow_unknown=True)
     ckpt = checkpoint.load(cfg.initial_model)
-    model = checkpoint.build_model(ckpt, cfg.initial_model, cfg.model, **model_kwargs(cfg))
+    # A face_trainer file brings face_trainer's input size and its own embedding size; flags name the rest.
+    kw = model_kwargs(cfg) if ckpt.get("format") != "face_trainer" else dict(cfg.model_options)
+    model = checkpoint.build_model(ckpt, cfg.initial_model, cfg.model, **kw)
     pre = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else preprocess_of(cfg)
     dev = devices.resolve(cfg.device)
     return report_pairs([(model.to(dev), pre)], pairs, output=cfg.output, device=dev, workers=cfg.workers, tta=cfg.tta)
