@@ -48,14 +48,14 @@ def budgeted(c: dict, scope: str) -> int:
 
 
 def _build(name: str, **kw) -> nn.Module:
-    import models
+    from facerec import models
 
     with torch.device("meta"):
         return models.create(name, **kw)
 
 
 def width_knob(name: str) -> str | None:
-    import models
+    from facerec import models
 
     accepted = models.MODELS.accepted_keywords(name)
     return next((k for k in WIDTH_KNOBS if k in accepted), None)

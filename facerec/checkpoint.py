@@ -106,7 +106,7 @@ def load_model_weights(model: torch.nn.Module, state: dict, source: str) -> None
 def build_model(ckpt: dict, source: str, name: str | None = None, **model_kwargs):
     """The model a checkpoint describes, with its weights. A facerec checkpoint records its
     architecture; a face_trainer file does not, so `name` and `model_kwargs` describe it."""
-    import models
+    from facerec import models
 
     spec = ckpt["model"]
     if ckpt.get("format") != "face_trainer":

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlog import append  # noqa: E402
 
-import models  # noqa: E402
+from facerec import models  # noqa: E402
 from facerec import dataroot, device as devices  # noqa: E402
 from facerec.data import lfw  # noqa: E402
 from facerec.data.lists import read_pairs  # noqa: E402

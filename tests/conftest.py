@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # Decoded-image stores go to a per-session folder, not the user's ~/.cache.
 os.environ.setdefault("FACEREC_CACHE", tempfile.mkdtemp(prefix="facerec-cache-"))
 

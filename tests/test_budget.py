@@ -9,7 +9,7 @@ import timm
 import torch
 import torchvision
 
-import models
+from facerec import models
 from facerec import budget
 from facerec.cli import main
 from facerec.errors import FacerecError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import models
+from facerec import models
 from facerec.cli import main
 from facerec.data.lists import read_pairs
 from facerec.data.transforms import Preprocess

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import losses
+from facerec import losses
 from facerec.errors import FacerecError
 
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-import losses
+from facerec import losses
 from facerec.sampling import PKSampler
 
 IDS, PER_ID, SIZE, DIM = 10, 10, 32, 32

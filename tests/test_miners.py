@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from losses.miners import mine
+from facerec.losses.miners import mine
 
 # Squared-distance matrix for 6 samples: classes 0 0 1 1 2 2.
 LABELS = torch.tensor([0, 0, 1, 1, 2, 2])

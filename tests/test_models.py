@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import models
+from facerec import models
 from facerec import budget
 from facerec.errors import FacerecError
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import losses
-import models
+from facerec import losses
+from facerec import models
 from facerec import budget, config
 from facerec.errors import FacerecError
 from facerec.experiments import plan

@@ -47,7 +47,7 @@ def _preprocess(args, stored: dict | None):
 def _members(args):
     import torch
 
-    import models
+    from facerec import models
 
     from .. import checkpoint
 

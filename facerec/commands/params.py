@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
 def row(name: str, args) -> dict:
     import torch
 
-    import models
+    from facerec import models
 
     from .. import budget
 
@@ -93,7 +93,7 @@ def _resolve(args) -> None:
 def run(args) -> int:
     import torch
 
-    import models
+    from facerec import models
 
     from .. import budget
 

@@ -42,7 +42,7 @@ class Trainer:
         cfg = self.cfg
         config_mod.validate(cfg)
         budget.check_budget(cfg.model, budget=cfg.param_budget, scope=cfg.budget_scope, **model_kwargs(cfg))
-        import losses
+        from facerec import losses
 
         # Loss options, K and mixing are checked on a 2-class probe, before any data is read.
         self.loss_probe = losses.create(cfg.loss, **self._loss_kwargs(num_classes=2))
@@ -62,8 +62,8 @@ class Trainer:
         return kw
 
     def build(self) -> None:
-        import losses
-        import models
+        from facerec import losses
+        from facerec import models
 
         cfg = self.cfg
         seed_everything(cfg.seed)
@@ -135,7 +135,7 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------------
 
     def payload(self) -> dict:
-        import losses
+        from facerec import losses
 
         return {
             "model": {"name": self.cfg.model, "kwargs": model_kwargs(self.cfg), "state_dict": self.model.state_dict()},
