@@ -52,6 +52,7 @@ def write_fold_lists(train: TrainList, k: int, seed: int, out: Path) -> list[tup
 
 def cross_validate(cfg, *, progress: bool = True, log=print) -> int:
     from .train import Trainer, default_lfw_lists, run_name
+    from .rundir import is_finished
 
     if cfg.train is None:
         default_lfw_lists(cfg)
@@ -63,7 +64,7 @@ def cross_validate(cfg, *, progress: bool = True, log=print) -> int:
     results = []
     for i, (tr, va) in enumerate(lists, 1):
         fold_dir = base / f"fold{i}"
-        if not (fold_dir / "summary.json").is_file():
+        if not is_finished(fold_dir):
             c = copy.deepcopy(cfg)
             c.folds, c.train, c.val, c.root, c.val_root, c.run_dir = 0, str(tr), str(va), None, None, str(fold_dir)
             log(f"fold {i}/{cfg.folds}: {load_train(str(tr), check_files=False).num_classes} train identities")

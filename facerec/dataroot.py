@@ -8,6 +8,7 @@ from pathlib import Path
 from .errors import DataError
 
 ENV = "FACEREC_DATA"
+LISTS_ENV = "FACEREC_LISTS"
 FALLBACKS = ("data", "../shared/data")
 LFW_DIRS = ("lfw", "lfw_home")  # the official layout, or scikit-learn's download
 
@@ -36,3 +37,9 @@ def resolve(explicit: str | os.PathLike | None = None, need: str | tuple[str, ..
         f"Set {ENV}=/path/to/data or pass --data-root"
         + ("; `facerec data fetch lfw` downloads LFW" if "lfw" in needs else "")
     )
+
+
+def lists_dir(name: str = "") -> Path:
+    """Where generated list files go: $FACEREC_LISTS, else ./data_lists (git-ignored), per dataset."""
+    base = Path(os.environ.get(LISTS_ENV) or "data_lists")
+    return base / name if name else base

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
-    lists = Path("data_lists/lfw")
+    lists = dataroot.lists_dir("lfw")
     if not (lists / "view1_val_pairs.csv").is_file():
         lfw.write_lists(dataroot.resolve(None, dataroot.LFW_DIRS), lists)
     dev = devices.resolve(args.device)

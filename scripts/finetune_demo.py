@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/finetune")
     args = p.parse_args(argv)
 
-    lists = Path("data_lists/lfw")
+    lists = dataroot.lists_dir("lfw")
     if not (lists / "view1_train_half2.txt").is_file():
         lfw.write_lists(dataroot.resolve(args.data_root, dataroot.LFW_DIRS), lists)
     val = str(lists / "view1_val_pairs.csv")

@@ -3,7 +3,6 @@ seeds) killed mid-run, resumed, skipped when finished, and its comparison report
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest

@@ -24,6 +24,7 @@ import yaml
 
 from ..errors import FacerecError
 from ..fileio import write_text
+from ..rundir import is_finished
 from . import stats
 
 # Keys that differ between any two runs without being the experiment.
@@ -51,7 +52,7 @@ def load_run(run_dir, label: str | None = None) -> RunData:
     from ..scores import read_scores
 
     d = Path(run_dir)
-    if not (d / "summary.json").is_file():
+    if not is_finished(d):
         raise FacerecError(f"{d}: no summary.json (the run has not finished; `facerec train --resume {d}` continues it)")
     cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
     history = []

@@ -15,12 +15,13 @@ from tqdm import tqdm
 from .. import config as config_mod
 from ..errors import FacerecError
 from ..fileio import write_text
+from ..rundir import is_finished
 from .index import Index, row_from_run
 from .plan import Run
 
 
 def state(run: Run) -> str:
-    if (run.run_dir / "summary.json").is_file():
+    if is_finished(run.run_dir):
         return "done"
     if (run.run_dir / "last.pt").is_file():
         return "resume"
@@ -85,7 +86,7 @@ def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: b
             fh.write(f"$ {' '.join(cmd)}\n")
             fh.flush()
             rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if rc == 0 and (run.run_dir / "summary.json").is_file():
+        if rc == 0 and is_finished(run.run_dir):
             if not keep_last:  # ~3x the weights with the optimiser state; best.pt keeps the weights
                 (run.run_dir / "last.pt").unlink(missing_ok=True)
             row = {**row_from_run(run.run_dir, **fields), "finished": _mtime(run.run_dir / "summary.json")}

@@ -5,7 +5,8 @@ from .data import Data, default_lfw_lists, is_classifier, largest_identities, lo
 from .eval_only import evaluate_only
 from .loop import Trainer
 from .records import peak_memory_mb
-from .state import RESUME_ONLY, RUN_PRODUCTS, Interrupted, NonFiniteLoss, run_name, seed_everything
+from ..rundir import RUN_PRODUCTS
+from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, run_name, seed_everything
 
 __all__ = ["Data", "Interrupted", "NonFiniteLoss", "RESUME_ONLY", "RUN_PRODUCTS", "Trainer", "default_lfw_lists",
            "evaluate_only", "is_classifier", "largest_identities", "load_data", "model_kwargs", "peak_memory_mb",

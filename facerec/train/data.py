@@ -38,7 +38,7 @@ def default_lfw_lists(cfg) -> None:
     from .. import dataroot
     from ..data import lfw
 
-    out = Path("data_lists/lfw")
+    out = dataroot.lists_dir("lfw")
     if not (out / "view1_train.txt").is_file() or not (out / "view1_val_pairs.csv").is_file():
         try:
             root = dataroot.resolve(cfg.data_root, dataroot.LFW_DIRS)

@@ -20,6 +20,7 @@ import torch
 from .. import config as config_mod
 from ..errors import DataError, FacerecError
 from ..fileio import write_text
+from ..rundir import RUN_PRODUCTS
 
 
 def seed_everything(seed: int) -> None:
@@ -67,7 +68,6 @@ def environment(dev: torch.device) -> dict:
 
 
 RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")
-RUN_PRODUCTS = ("last.pt", "best.pt", "summary.json")  # a directory holding any of these is a run
 
 
 def open_run_dir(t) -> Path:
