@@ -126,7 +126,12 @@ def fault(name: str, global_step: int) -> bool:
 
 
 def fault_injection(global_step: int) -> None:
-    if fault("KILL_AFTER_STEPS", global_step):
-        import signal
+    """FACEREC_FAULT_KILL_AFTER_STEPS=N: SIGKILL after step N; FACEREC_FAULT_SIGNAL_AFTER_STEPS=N:SIG:
+    send signal SIG (e.g. 2, SIGINT) after step N, mid-epoch whatever the machine's speed."""
+    import signal
 
+    if fault("KILL_AFTER_STEPS", global_step):
         os.kill(os.getpid(), signal.SIGKILL)
+    at, _, sig = os.environ.get("FACEREC_FAULT_SIGNAL_AFTER_STEPS", "").partition(":")
+    if at and global_step == int(at):
+        os.kill(os.getpid(), int(sig))
