@@ -70,3 +70,26 @@ def test_scikit_learn_layout_without_people_files(tmp_path, lfw_dir):
     assert set(train.classes) == {"Aaron_Eckhart", "Adam_Sandler", "Aaron_Peirsol"}
     val = read_pairs(tmp_path / "out" / "view1_val_pairs.csv")
     assert val.labels.tolist() == [1, 1, 0, 0]
+
+
+def test_data_fetch_orl_writes_the_orl_layout(tmp_path, monkeypatch):
+    """scikit-learn's downloader is replaced by its answer's shape (the network is not reached here)."""
+    import numpy as np
+    import sklearn.datasets
+    from sklearn.utils import Bunch
+
+    from facerec.data.lists import load_train
+
+    rng = np.random.default_rng(0)
+    target = np.repeat(np.arange(40), 10)
+    fake = Bunch(images=rng.random((400, 64, 64)).astype(np.float32), target=target)
+    monkeypatch.setattr(sklearn.datasets, "fetch_olivetti_faces", lambda **kw: fake)
+    assert main(["data", "fetch", "orl", "--data-root", str(tmp_path)]) == 0
+    t = load_train(tmp_path / "orl")
+    assert t.num_classes == 40 and len(t) == 400 and t.paths[0] == "s1/1.pgm"
+    from PIL import Image
+
+    with Image.open(tmp_path / "orl" / "s40" / "10.pgm") as img:
+        assert img.size == (64, 64) and img.mode == "L"
+        assert np.array_equal(np.asarray(img), np.rint(fake.images[399] * 255).astype(np.uint8))
+    assert main(["lists", "orl", "--data-root", str(tmp_path), "--out", str(tmp_path / "lists")]) == 0
