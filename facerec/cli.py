@@ -29,6 +29,9 @@ COMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facerec", description="Face-recognition metric learning toolkit.")
+    parser.add_argument("-q", "--quiet", action="count", default=0,
+                        help="less output: -q only notes and errors (default: progress lines too)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more output: debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
@@ -49,7 +52,7 @@ def _message(exc: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _log_to_stderr()
+    _configure_logging(args.verbose - args.quiet)
     try:
         rc = args.func(args)
     except FacerecError as exc:
@@ -61,21 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     return int(rc or 0)
 
 
-def _log_to_stderr() -> None:
-    """Library modules log through `logging` (a user of the API can quiet them); the CLI shows them."""
+def _configure_logging(verbosity: int) -> None:
+    """Library modules log through `logging` (a user of the API can quiet them); the CLI shows
+    progress (INFO) on stdout and notes (WARNING and up) on stderr; -q hides progress, -v adds DEBUG."""
     import logging
 
-    class ToStderr(logging.Handler):  # the stream of the moment, not the one at the first call
+    class Console(logging.Handler):  # the streams of the moment, not the ones at the first call
         def emit(self, record):
-            print(self.format(record), file=sys.stderr)
+            if record.levelno >= logging.WARNING:
+                print(f"note: {record.getMessage()}", file=sys.stderr)
+            else:
+                print(record.getMessage(), file=sys.stdout, flush=True)
 
     root = logging.getLogger("facerec")
     if not any(getattr(h, "facerec_cli", False) for h in root.handlers):
-        handler = ToStderr()
+        handler = Console()
         handler.facerec_cli = True
-        handler.setFormatter(logging.Formatter("note: %(message)s"))
         root.addHandler(handler)
-        root.setLevel(logging.INFO)
+        root.propagate = False
+    root.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(max(-1, min(verbosity, 1)), logging.DEBUG))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ A fold that already finished is reused, so an interrupted CV continues where it 
 
 from __future__ import annotations
 
+import logging
 import copy
 from collections import Counter
 import json
@@ -50,7 +51,7 @@ def write_fold_lists(train: TrainList, k: int, seed: int, out: Path) -> list[tup
     return lists
 
 
-def cross_validate(cfg, *, progress: bool = True, log=print) -> int:
+def cross_validate(cfg, *, progress: bool = True, log=logging.getLogger("facerec.cv").info) -> int:
     from .train import Trainer, default_lfw_lists, run_name
     from .rundir import is_finished
 

@@ -155,3 +155,28 @@ def test_resume_wins_over_initial_model_and_says_so(tmp_path, orl_lists, capsys)
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "--resume wins: ignoring --initial-model/--finetune-from" in out and "epoch 2 |" in out
+
+
+def test_quiet_hides_progress_lines_and_logging_reaches_library_users(tmp_path, orl_lists, capsys):
+    import logging
+
+    common = ["train", "--train", str(orl_lists / "orl_train.txt"), "--model", "resnet18", "--input-size", "32",
+              "--embedding-dim", "32", "--batch-classes", "10", "--epochs", "1", "--max-steps", "2", "--workers", "0",
+              "--no-progress"]
+    assert main(["-q", *common, "--run-dir", str(tmp_path / "q")]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1 |" not in out and "done: 1 epochs" in out
+    assert main(common + ["--run-dir", str(tmp_path / "n")]) == 0
+    assert "epoch 1 |" in capsys.readouterr().out
+    # The trainer logs through `logging.getLogger("facerec.train")`: a notebook can raise its level.
+    from facerec.train import Trainer
+
+    cfg = config.load([], {"train": str(orl_lists / "orl_train.txt"), "model": "resnet18", "input_size": 32,
+                           "embedding_dim": 32, "batch_classes": 10, "epochs": 1, "max_steps": 1, "workers": 0,
+                           "run_dir": str(tmp_path / "lib")})
+    logging.getLogger("facerec").setLevel(logging.WARNING)
+    try:
+        Trainer(cfg, progress=False).fit()
+    finally:
+        logging.getLogger("facerec").setLevel(logging.INFO)
+    assert "epoch 1 |" not in capsys.readouterr().out

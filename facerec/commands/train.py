@@ -78,7 +78,7 @@ def _scalar(v: str):
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
-    skip = {"func", "command", "preset", "loss_opt", "model_opt", "progress", "unset"}
+    skip = {"func", "command", "preset", "loss_opt", "model_opt", "progress", "unset", "quiet", "verbose"}
     values = {k: v for k, v in vars(args).items() if k not in skip and not k.startswith("loss_knob_")}
     loss_opts = _pairs(args.loss_opt, "--loss-opt")
     for k, v in vars(args).items():

@@ -3,6 +3,7 @@ streamed files, and what the log says about batches."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def default_lfw_lists(cfg) -> None:
         cfg.val = str(out / "view1_val_pairs.csv")
 
 
-def load_data(cfg, log=print) -> Data:
+def load_data(cfg, log=logging.getLogger("facerec.train").info) -> Data:
     if cfg.val is None and cfg.test_list and not cfg.eval_only:
         # face_trainer scores --test_list every --test_interval epochs while training: its validation list.
         cfg.val = cfg.test_list

@@ -8,6 +8,7 @@ Run state and signals live in `state`, data preparation in `data`, what a run wr
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -26,14 +27,17 @@ from .data import is_classifier, load_data, model_kwargs, preprocess_of
 from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything, set_rng_state
 
 
+LOG = logging.getLogger("facerec.train")
+
+
 class Trainer:
     """`on_epoch(row)` is called after every epoch's row (validation included); it may raise to
     stop the run (Optuna's pruning does)."""
 
-    def __init__(self, cfg, *, progress: bool = True, log=print, on_epoch=None):
+    def __init__(self, cfg, *, progress: bool = True, log=None, on_epoch=None):
         self.cfg = cfg
         self.progress = progress
-        self.log = log
+        self.log = log or LOG.info  # through `logging`: a library user quiets or redirects it
         self.on_epoch = on_epoch
 
     # --- setup ---------------------------------------------------------------------------
