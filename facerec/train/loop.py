@@ -273,7 +273,7 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         self.t_start = time.perf_counter()
         self.seconds_before = sum(r.get("seconds", 0.0) for r in self.history)
-        restore = state.sigterm_as_interrupt()
+        restore = state.stop_signals_as_interrupt()
         try:
             while self.epoch < cfg.epochs:
                 row = self.train_epoch()

@@ -104,8 +104,10 @@ class Interrupted(FacerecError):
     exit_code = 130
 
 
-def sigterm_as_interrupt():
-    """SIGTERM (a scheduler's stop, `kill`) stops like Ctrl-C; returns the undo."""
+def stop_signals_as_interrupt():
+    """SIGINT and SIGTERM (Ctrl-C, a scheduler's stop, `kill`) stop training cleanly; returns the
+    undo. SIGINT is set too because a job started in the background by a shell inherits it ignored,
+    and Python then never turns it into KeyboardInterrupt."""
     import signal
     import threading
 
@@ -115,8 +117,8 @@ def sigterm_as_interrupt():
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
 
 
 def fault(name: str, global_step: int) -> bool:
