@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -146,37 +147,55 @@ FACE_TRAINER_ALIASES = {
 LOSS_ALIASES = {"margin": "margin", "scale": "scale", "hard_rank": "hard_rank", "hard_prob": "hard_prob"}
 
 
+HINTS = typing.get_type_hints(TrainConfig)  # real types, not annotation strings
+WORDS = {"face_crop": ("auto",)}  # the strings a `float | str` key accepts besides numbers
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _hint_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("NoneType", "None")
+
+
+def _one(kind: type, key: str, value):
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise TypeError
+        return dict(value)
+    if kind is list:
+        return [float(v) for v in value.split(",")] if isinstance(value, str) else list(value)
+    if kind is bool:
+        if isinstance(value, str):
+            if value.lower() not in TRUE + FALSE:
+                raise ValueError
+            return value.lower() in TRUE
+        return bool(value)
+    if kind is int:
+        number = float(value) if isinstance(value, str) else value
+        if isinstance(number, bool) or (isinstance(number, float) and not number.is_integer()):
+            raise ValueError  # 3.5 epochs is a typo, not 3
+        return int(number)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if kind is str:
+        if key in WORDS and value not in WORDS[key]:
+            raise ValueError
+        return str(value)
+    raise TypeError
+
+
 def _coerce(key: str, value, where: str):
-    f = FIELDS[key]
-    hint = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    """`value` as the type TrainConfig declares for `key` (the first member of a union that takes it)."""
+    hint = HINTS[key]
     if value is None:
         return None
-    try:
-        if "dict" in hint:
-            if not isinstance(value, dict):
-                raise TypeError
-            return dict(value)
-        if "list" in hint:
-            if isinstance(value, str):
-                value = [float(v) for v in value.split(",")]
-            return list(value)
-        if hint.startswith("bool"):
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if hint.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if hint.startswith("float | str"):
-            return value if value == "auto" else float(value)
-        if hint.startswith("float"):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise FacerecError(f"{where}: {key} expects {hint}, got {value!r}") from None
+    for kind in [k for k in (typing.get_args(hint) or (hint,)) if k is not type(None)]:
+        try:
+            return _one(typing.get_origin(kind) or kind, key, value)
+        except (TypeError, ValueError):
+            continue
+    raise FacerecError(f"{where}: {key} expects {_hint_name(hint)}, got {value!r}")
 
 
 def apply(cfg: TrainConfig, values: dict, where: str) -> TrainConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from facerec import config
@@ -61,3 +63,15 @@ def test_bad_values_are_named():
 def test_unknown_flag_is_refused():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--lerning-rate", "0.1"])
+
+
+def test_values_take_the_declared_types_and_typos_are_refused():
+    cfg = config.load([], {"epochs": "3", "lr": "0.01", "hflip": "no", "face_crop": "auto", "mean": "0.5,0.4,0.3",
+                           "max_steps": "7", "tag": 5})
+    assert (cfg.epochs, cfg.lr, cfg.hflip, cfg.face_crop, cfg.mean, cfg.max_steps, cfg.tag) == \
+        (3, 0.01, False, "auto", [0.5, 0.4, 0.3], 7, "5")
+    assert config.load([], {"face_crop": "0.7"}).face_crop == 0.7
+    for key, bad, expected in (("epochs", "3.5", "int"), ("epochs", True, "int"), ("face_crop", "tight", "float | str"),
+                               ("hflip", "maybe", "bool"), ("lr", "fast", "float"), ("model_options", "x", "dict")):
+        with pytest.raises(FacerecError, match=f"{key} expects {re.escape(expected)}, got {re.escape(repr(bad))}"):
+            config.load([], {key: bad})
