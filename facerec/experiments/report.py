@@ -12,144 +12,14 @@ baseline.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import yaml
-
-from ..errors import FacerecError
 from ..fileio import write_text
-from ..rundir import is_finished
 from . import stats
-
-# Keys that differ between any two runs without being the experiment.
-NOT_THE_EXPERIMENT = {"seed", "run_dir", "tag", "hypothesis", "out", "resume", "val", "val_root", "data_root",
-                      "workers", "device", "output", "test_list", "eval_only"}
-
-
-@dataclass
-class RunData:
-    label: str
-    seed: int
-    run_dir: Path
-    config: dict
-    summary: dict
-    history: list[dict]
-    env: dict
-    scores: object = None  # scores.Scores of the best epoch, when written
-
-    @property
-    def metrics(self) -> dict:
-        return self.summary.get("best_metrics") or {}
-
-
-def load_run(run_dir, label: str | None = None) -> RunData:
-    from ..scores import read_scores
-
-    d = Path(run_dir)
-    if not is_finished(d):
-        raise FacerecError(f"{d}: no summary.json (the run has not finished; `facerec train --resume {d}` continues it)")
-    cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
-    history = []
-    if (d / "metrics.csv").is_file():
-        with open(d / "metrics.csv") as fh:
-            history = [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(fh)]
-    env = json.loads((d / "env.json").read_text()) if (d / "env.json").is_file() else {}
-    scores = read_scores(d / "scores.txt") if (d / "scores.txt").is_file() else None
-    return RunData(label or cfg.get("tag") or d.name, int(cfg.get("seed", 0)), d, cfg,
-                   json.loads((d / "summary.json").read_text()), history, env, scores)
-
-
-def groups_from_index(index, phase: str) -> dict[str, list[RunData]]:
-    from .plan import load_phases
-
-    rows = [r for r in index.rows(phase) if r.get("status") == "done"]
-    if not rows:
-        raise FacerecError(f"{index.path}: no finished runs of phase {phase!r}")
-    phases = load_phases()
-    order = phases[phase].presets if phase in phases else []
-    rank = {p: i for i, p in enumerate(order)}
-    groups: dict[str, list[RunData]] = {}
-    for r in sorted(rows, key=lambda r: (rank.get(r["preset"], len(rank)), r["preset"], int(r["seed"]))):
-        groups.setdefault(r["preset"], []).append(load_run(r["run_dir"], r["preset"]))
-    return groups
-
-
-def groups_from_dirs(dirs) -> dict[str, list[RunData]]:
-    groups: dict[str, list[RunData]] = {}
-    for d in dirs:
-        run = load_run(d)
-        groups.setdefault(run.label, []).append(run)
-    return groups
-
-
-@dataclass
-class Comparison:
-    label: str
-    runs: list[RunData]
-    eer: tuple[float, float]
-    auc: tuple[float, float]
-    tar: tuple[float, float]  # TAR@FAR=1e-2 in percent
-    boot: stats.Bootstrap | None = None
-    welch: stats.Welch | None = None
-    verdict: str = ""
-    note: str = ""
-    diff: dict = field(default_factory=dict)
-
-    @property
-    def hypothesis(self) -> str:
-        return self.runs[0].config.get("hypothesis") or self.runs[0].summary.get("hypothesis") or ""
-
-    def cost(self, key: str) -> float | None:
-        vals = [r.summary.get(key) for r in self.runs if r.summary.get(key) is not None]
-        return float(np.mean(vals)) if vals else None
-
-
-def _summary(label: str, runs: list[RunData]) -> Comparison:
-    m = [r.metrics for r in runs]
-    return Comparison(label, runs, stats.mean_std([x["eer"] for x in m]), stats.mean_std([x["auc"] for x in m]),
-                      stats.mean_std([100 * x["tar_at_far"]["0.01"] for x in m]))
-
-
-def config_diff(base: dict, other: dict) -> dict:
-    keys = sorted((set(base) | set(other)) - NOT_THE_EXPERIMENT)
-    return {k: (base.get(k), other.get(k)) for k in keys if base.get(k) != other.get(k)}
-
-
-def _aligned(runs: list[RunData], ref) -> bool:
-    return all(r.scores is not None and r.scores.path1 == ref.path1 and r.scores.path2 == ref.path2
-               and np.array_equal(r.scores.labels, ref.labels) for r in runs)
-
-
-def compare(groups: dict[str, list[RunData]], baseline: str, n_boot: int = 1000) -> list[Comparison]:
-    if baseline not in groups:
-        raise FacerecError(f"baseline {baseline!r} has no finished runs here (have: {', '.join(groups)})")
-    for label, runs in groups.items():
-        missing = [str(r.run_dir) for r in runs if "eer" not in r.metrics]
-        if missing:
-            raise FacerecError(f"{label}: no validation metrics in {', '.join(missing)} (trained without --val?)")
-    base = _summary(baseline, groups[baseline])
-    out = [base]
-    ref = groups[baseline][0].scores
-    for label, runs in groups.items():
-        if label == baseline:
-            continue
-        c = _summary(label, runs)
-        c.diff = config_diff(groups[baseline][0].config, runs[0].config)
-        if ref is not None and _aligned(runs + groups[baseline], ref):
-            c.boot = stats.paired_bootstrap([r.scores.scores for r in runs], [r.scores.scores for r in groups[baseline]],
-                                            ref.labels, n_boot=n_boot)
-        else:
-            c.note = "no shared validation pairs with the baseline: no bootstrap"
-        c.welch = stats.welch([r.metrics["eer"] for r in runs], [r.metrics["eer"] for r in groups[baseline]])
-        c.verdict = stats.verdict(c.boot, c.welch)
-        out.append(c)
-    return out
+from .compare import Comparison, RunData, compare, groups_from_index
 
 
 # --- rendering ---------------------------------------------------------------------------------
