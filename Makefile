@@ -15,7 +15,7 @@ PHASE  ?= loss
 QUICK  ?=
 SEEDS  ?=
 
-.PHONY: setup test demo train finetune params lists bench bench-steps bench-scale clean experiments report
+.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale clean experiments report
 
 setup: $(STAMP)
 
@@ -26,8 +26,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest tests
+
+# ruff (pinned in requirements.txt, configured in pyproject.toml) must be clean before the tests run.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 params: $(STAMP)
 	$(FACEREC) params

@@ -23,7 +23,8 @@ import warnings
 import torch
 from torch import nn
 
-from .config import BUDGET_SCOPES as SCOPES, DEFAULT_PARAM_BUDGET as DEFAULT_BUDGET
+from .config import BUDGET_SCOPES as SCOPES
+from .config import DEFAULT_PARAM_BUDGET as DEFAULT_BUDGET
 from .errors import FacerecError
 
 WIDTH_KNOBS = ("width", "width_mult")
@@ -73,7 +74,7 @@ def largest_fitting_width(name: str, budget: int, scope: str = "trunk", **kw) ->
     def fits(step: int) -> bool:
         return budgeted(counts(_build(name, **kw, **{knob: round(step * WIDTH_GRID, 2)})), scope) <= budget
 
-    lo, hi = 0, int(round(WIDTH_MAX / WIDTH_GRID))  # invariant: lo fits (0 stands for "none"), above hi untested
+    lo, hi = 0, round(WIDTH_MAX / WIDTH_GRID)  # invariant: lo fits (0 stands for "none"), above hi untested
     if fits(hi):
         return WIDTH_MAX
     while hi - lo > 1:

@@ -9,11 +9,11 @@ A fold that already finished is reused, so an interrupted CV continues where it 
 
 from __future__ import annotations
 
-import logging
 import copy
-from collections import Counter
 import json
+import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from .data.lists import TrainList, load_train, write_pairs, write_train_list
 from .data.split import balanced_pairs
 from .errors import FacerecError
 from .fileio import write_text
+from .metric_keys import upgrade_summary
 
 SMALL_FOLD_IMAGES = 500  # below this, three positive and three negative partners per image
 
@@ -51,9 +52,10 @@ def write_fold_lists(train: TrainList, k: int, seed: int, out: Path) -> list[tup
     return lists
 
 
-def cross_validate(cfg, *, progress: bool = True, log=logging.getLogger("facerec.cv").info) -> int:
-    from .train import Trainer, default_lfw_lists, run_name
+def cross_validate(cfg, *, progress: bool = True, log=None) -> int:
+    log = log or logging.getLogger("facerec.cv").info
     from .rundir import is_finished
+    from .train import Trainer, default_lfw_lists, run_name
 
     if cfg.train is None:
         default_lfw_lists(cfg)
@@ -72,7 +74,7 @@ def cross_validate(cfg, *, progress: bool = True, log=logging.getLogger("facerec
             if (fold_dir / "last.pt").is_file():
                 c.resume = str(fold_dir)
             Trainer(c, progress=progress, log=log).fit()
-        summary = json.loads((fold_dir / "summary.json").read_text())
+        summary = upgrade_summary(json.loads((fold_dir / "summary.json").read_text()))
         results.append({"fold": i, "run_dir": str(fold_dir), **(summary.get("best_metrics") or {})})
     eers = np.array([r["eer"] for r in results])
     out = {"folds": cfg.folds, "seed": cfg.seed, "eer_mean": float(eers.mean()), "eer_std": float(eers.std(ddof=1)),

@@ -18,6 +18,8 @@ Best accuracy maximises (TP + TN) / n over the same thresholds; on a tie the str
 (highest) threshold wins. The LFW protocol's k-fold accuracy picks, for each fold, the best
 threshold of the other folds this way (from their own distinct scores) and reports the held-out
 fold's accuracy; mean and standard error std(ddof=1) / sqrt(k) over the folds.
+
+Units and names follow `metric_keys`: every rate (EER, TAR, accuracy) is in percent; AUC is in [0, 1].
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import FacerecError
-
-FAR_TARGETS = ("0.1", "0.01", "0.001")
+from .metric_keys import FARS, tar_key
 
 
 def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +110,7 @@ def _tar_at_far(p: _Points, far: float) -> float:
     # fp only grows along the points, so the last one within budget has the largest tp.
     # The small slack keeps e.g. 0.1 * 30 negatives from excluding exactly 3 false accepts.
     i = int(np.searchsorted(p.fp, far * p.n_neg + 1e-9, side="right")) - 1
-    return float(p.tp[i] / p.n_pos)
+    return float(p.tp[i] / p.n_pos * 100)
 
 
 def _correct(p: _Points) -> np.ndarray:
@@ -117,11 +118,11 @@ def _correct(p: _Points) -> np.ndarray:
 
 
 def best_accuracy(scores, labels) -> tuple[float, float]:
-    """(best accuracy, its threshold)."""
+    """(best accuracy in percent, its threshold)."""
     p = _points(*_check(scores, labels))
     correct = _correct(p)
     i = int(np.argmax(correct))
-    return float(correct[i] / (p.n_pos + p.n_neg)), float(p.thr[i])
+    return float(correct[i] / (p.n_pos + p.n_neg) * 100), float(p.thr[i])
 
 
 def _fold_accuracy(p: _Points, labels: np.ndarray, folds) -> np.ndarray:
@@ -146,9 +147,9 @@ def _fold_accuracy(p: _Points, labels: np.ndarray, folds) -> np.ndarray:
 
 
 def fold_accuracy(scores, labels, folds) -> np.ndarray:
-    """Held-out accuracy per fold (LFW protocol), in the sorted order of the fold ids."""
+    """Held-out accuracy per fold in percent (LFW protocol), in the sorted order of the fold ids."""
     scores, labels = _check(scores, labels)
-    return _fold_accuracy(_points(scores, labels), labels, folds)
+    return _fold_accuracy(_points(scores, labels), labels, folds) * 100
 
 
 def compute_all(scores, labels, folds=None) -> dict:
@@ -160,20 +161,20 @@ def compute_all(scores, labels, folds=None) -> dict:
     correct = _correct(p)
     best = int(np.argmax(correct))
     out = {
-        "n_pairs": int(len(scores)),
+        "n_pairs": len(scores),
         "n_positive": p.n_pos,
         "n_negative": p.n_neg,
         "eer": e,
         "eer_threshold": e_thr,
         "auc": auc(fpr, tpr),
-        "tar_at_far": {t: _tar_at_far(p, float(t)) for t in FAR_TARGETS},
-        "best_accuracy": float(correct[best] / len(scores)),
-        "best_threshold": float(p.thr[best]),
+        **{tar_key(f): _tar_at_far(p, float(f)) for f in FARS},
+        "acc": float(correct[best] / len(scores) * 100),
+        "acc_threshold": float(p.thr[best]),
     }
-    acc = _fold_accuracy(p, labels, folds) if folds is not None else ()
+    acc = _fold_accuracy(p, labels, folds) * 100 if folds is not None else ()
     if len(acc) > 1:
-        out.update(n_folds=int(len(acc)), fold_accuracy_mean=float(acc.mean()),
-                   fold_accuracy_sem=float(acc.std(ddof=1) / math.sqrt(len(acc))))
+        out.update(n_folds=len(acc), fold_acc_mean=float(acc.mean()),
+                   fold_acc_sem=float(acc.std(ddof=1) / math.sqrt(len(acc))))
     return out
 
 
@@ -183,11 +184,11 @@ def jsonable(m: dict) -> dict:
             for k, v in m.items()}
 
 
-def _support(far: float, n_negative: int) -> str:
+def _support(far: str, n_negative: int) -> str:
     """A FAR point needs several false accepts to be measured; below one it is a guess."""
-    expected = far * n_negative
+    expected = float(far) * n_negative
     if expected < 1:
-        return f"  (unreliable: FAR={far:g} of {n_negative} different pairs is {expected:.2g} pair)"
+        return f"  (unreliable: FAR={far} of {n_negative} different pairs is {expected:.2g} pair)"
     if expected < 10:
         return f"  (rests on ~{expected:.0f} false accepts)"
     return ""
@@ -199,11 +200,9 @@ def format_table(m: dict) -> str:
         ("EER", f"{m['eer']:.2f}%  (threshold {m['eer_threshold']:.4f})"),
         ("AUC", f"{m['auc']:.4f}"),
     ]
-    rows += [(f"TAR @ FAR={t}", f"{v * 100:.2f}%" + _support(float(t), m["n_negative"]))
-             for t, v in m["tar_at_far"].items()]
-    rows.append(("best accuracy", f"{m['best_accuracy'] * 100:.2f}%  (threshold {m['best_threshold']:.4f})"))
-    if "fold_accuracy_mean" in m:
-        rows.append((f"{m['n_folds']}-fold accuracy",
-                     f"{m['fold_accuracy_mean'] * 100:.2f}% ± {m['fold_accuracy_sem'] * 100:.2f}% (mean ± s.e.)"))
+    rows += [(f"TAR @ FAR={f}", f"{m[tar_key(f)]:.2f}%" + _support(f, m["n_negative"])) for f in FARS]
+    rows.append(("best accuracy", f"{m['acc']:.2f}%  (threshold {m['acc_threshold']:.4f})"))
+    if "fold_acc_mean" in m:
+        rows.append((f"{m['n_folds']}-fold accuracy", f"{m['fold_acc_mean']:.2f}% ± {m['fold_acc_sem']:.2f}% (mean ± s.e.)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -9,8 +9,8 @@ back to a line-by-line pass, which is the reference and reports every bad line a
 from __future__ import annotations
 
 import math
-from itertools import repeat
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 

@@ -17,8 +17,8 @@ class FaceLoss(nn.Module):
       normalize_test  whether test embeddings are L2-normalised before cosine scoring
       num_classes     the classifier's class count; None for pure metric losses
     A classifier loss keeps its class matrix as the Parameter `weight` (num_classes, dim).
-    After each call `self.stats` holds floats for logging: `accuracy` for classifiers;
-    `active_triplets`, `mean_pos_dist`, `mean_neg_dist` for metric losses.
+    After each call `self.stats` holds floats for logging: `acc` (top-1, percent) for classifiers;
+    `active_triplets` (percent), `mean_pos_dist`, `mean_neg_dist` for metric losses.
     """
 
     min_per_class: int = 1

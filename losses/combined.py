@@ -43,9 +43,9 @@ class Combined(FaceLoss):
         for (name, part), value in zip(self.parts.items(), floats[1:]):
             stats[f"{name}_loss"] = value
             stats.update({f"{name}_{k}": v for k, v in part.stats.items()})
-            # The trainer logs `accuracy` for any classifier; the first one speaks for the sum.
-            if "accuracy" in part.stats:
-                stats.setdefault("accuracy", part.stats["accuracy"])
+            # The trainer logs `acc` for any classifier; the first one speaks for the sum.
+            if "acc" in part.stats:
+                stats.setdefault("acc", part.stats["acc"])
         self.stats = stats
         return total
 

@@ -61,7 +61,7 @@ class NormalizedClassifierLoss(FaceLoss):
             cos_y = cos.gather(1, labels[:, None])
             logits = torch.where(true, self.bend(cos_y), cos) * self.scale
             loss = F.cross_entropy(logits, labels)
-        self.record(accuracy=(cos.argmax(1) == labels).float().mean())
+        self.record(acc=(cos.argmax(1) == labels).float().mean() * 100)
         return loss
 
 

@@ -31,7 +31,7 @@ class Softmax(FaceLoss):
         with torch.autocast(embeddings.device.type, enabled=False):
             logits = F.linear(embeddings.float(), self.weight.float(), self.bias.float())
             loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        self.record(accuracy=(logits.argmax(1) == labels).float().mean())
+        self.record(acc=(logits.argmax(1) == labels).float().mean() * 100)
         return loss
 
 

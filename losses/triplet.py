@@ -51,7 +51,7 @@ class Triplet(FaceLoss):
             return embeddings.sum() * 0.0
         d_ap, d_an = dist[a, p], dist[a, n]
         per = F.relu(d_ap - d_an + self.margin)
-        self.record(active_triplets=(per > 0).float().mean(), mean_pos_dist=d_ap.sqrt().mean(),
+        self.record(active_triplets=(per > 0).float().mean() * 100, mean_pos_dist=d_ap.sqrt().mean(),
                     mean_neg_dist=d_an.sqrt().mean())
         return per.mean()
 

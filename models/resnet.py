@@ -12,7 +12,7 @@ own files and reuse `ResNetTrunk` with an attention factory.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ from .registry import register_model
 
 
 def scaled(channels: int, width: float) -> int:
-    return max(8, int(round(channels * width / 8)) * 8)
+    return max(8, round(channels * width / 8) * 8)
 
 
 def uses_imagenet_stem(stem: str, input_size: int) -> bool:

@@ -68,9 +68,9 @@ def main() -> None:
     for size in map(int, args.sizes.split(",")):
         pre = Preprocess(input_size=size)
         rates = [len(paths) / timed(fn, args.repeats) for fn in (
-            lambda: [pil_face(p, pre) for p in paths],
-            lambda: [load_face(p, pre) for p in paths],
-            lambda: [load_faces(paths[i : i + 64], pre) for i in range(0, len(paths), 64)])]
+            lambda pre=pre: [pil_face(p, pre) for p in paths],
+            lambda pre=pre: [load_face(p, pre) for p in paths],
+            lambda pre=pre: [load_faces(paths[i : i + 64], pre) for i in range(0, len(paths), 64)])]
         lines.append(f"| {size} | {rates[0]:.0f} img/s | {rates[1]:.0f} img/s | {rates[2]:.0f} img/s | "
                      f"{rates[2] / rates[0]:.2f}x |")
     print("\n".join(lines))

@@ -15,14 +15,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlog import append  # noqa: E402
+from benchlog import append
 
-from facerec import models  # noqa: E402
-from facerec import dataroot, device as devices  # noqa: E402
-from facerec.data import lfw  # noqa: E402
-from facerec.data.lists import read_pairs  # noqa: E402
-from facerec.data.transforms import Preprocess  # noqa: E402
-from facerec.evaluate import score_pairs  # noqa: E402
+from facerec import (
+    dataroot,
+    models,
+)
+from facerec import device as devices
+from facerec.data import lfw
+from facerec.data.lists import read_pairs
+from facerec.data.transforms import Preprocess
+from facerec.evaluate import score_pairs
 
 
 def main(argv=None) -> int:

@@ -53,7 +53,7 @@ def timed(fn, repeats: int) -> tuple[tuple[float, float], object]:
 def sklearn_reference(scores, labels) -> float:
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fpr, tpr, thr = roc_curve(labels, scores, pos_label=1)
+    fpr, tpr, _ = roc_curve(labels, scores, pos_label=1)
     fnr = 1 - tpr
     idx = np.nanargmin(np.abs(fnr - fpr))
     roc_auc_score(labels, scores)
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     ]
     lines = [
         f"- result: EER {m['eer']:.3f}%, AUC {m['auc']:.4f}, "
-        f"{args.folds}-fold accuracy {m.get('fold_accuracy_mean', float('nan')) * 100:.2f}%",
+        f"{args.folds}-fold accuracy {m.get('fold_acc_mean', float('nan')):.2f}%",
         "",
         "| step | wall s | CPU s |",
         "|---|---:|---:|",

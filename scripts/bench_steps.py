@@ -25,8 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import trainer_for  # noqa: E402
-from benchlog import append  # noqa: E402
+from bench_train import trainer_for
+from benchlog import append
 
 
 class PerImage(torch.utils.data.Dataset):

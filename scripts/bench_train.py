@@ -16,10 +16,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlog import append  # noqa: E402
+from benchlog import append
 
-from facerec import config  # noqa: E402
-from facerec.train import Trainer  # noqa: E402
+from facerec import config
+from facerec.train import Trainer
 
 
 def trainer_for(model: str, input_size: int, batch: int, device: str, amp: str) -> Trainer:

@@ -9,11 +9,9 @@ import timm
 import torch
 import torchvision
 
-from facerec import models
-from facerec import budget
+from facerec import budget, models
 from facerec.cli import main
 from facerec.errors import FacerecError
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,7 +71,7 @@ def test_guard_refuses_resnet34_with_counts_and_a_width():
     # resnet34_slim is that suggestion, registered.
     c = budget.check_budget("resnet34_slim", embedding_dim=512, input_size=112)
     assert c["trunk_params"] == budget.counts(models.create("resnet34", width=0.73))["trunk_params"] == 11_352_752
-    with pytest.raises(FacerecError, match="width_mult=0\\.\\d+\\)"):
+    with pytest.raises(FacerecError, match=r"width_mult=0\.\d+\)"):
         budget.check_budget("mobilenetv2", budget=1_000_000)
 
 

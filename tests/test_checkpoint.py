@@ -43,7 +43,7 @@ def test_wrong_architecture_and_junk_are_named(tmp_path):
         checkpoint.build_model(checkpoint.load(path), str(path))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(FacerecError, match="junk.pt: not a readable checkpoint"):
+    with pytest.raises(FacerecError, match=r"junk.pt: not a readable checkpoint"):
         checkpoint.load(junk)
     with pytest.raises(FacerecError, match="not found"):
         checkpoint.load(tmp_path / "missing.pt")

@@ -56,7 +56,7 @@ def test_bad_values_are_named():
         config.load([], {"epochs": "ten"})
     with pytest.raises(FacerecError, match="optimizer must be one of"):
         config.load([], {"optimizer": "adagrad"})
-    with pytest.raises(FacerecError, match="unknown preset 'baselin'.*did you mean 'baseline'"):
+    with pytest.raises(FacerecError, match=r"unknown preset 'baselin'.*did you mean 'baseline'"):
         config.load(["baselin"])
 
 

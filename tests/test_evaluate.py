@@ -46,7 +46,7 @@ def test_eval_random_model_writes_scores_and_metrics(lfw_slice, tmp_path, capsys
 
 def test_each_unique_image_embedded_once_and_tta(lfw_slice):
     pairs = read_pairs(lfw_slice)
-    uniq, i1, i2 = pairs.unique_paths()
+    uniq, _i1, _i2 = pairs.unique_paths()
     assert len(uniq) < 2 * len(pairs)  # images repeat across pairs; they are embedded once
     torch.manual_seed(0)
     m = models.create("resnet18", input_size=64, embedding_dim=16, width=0.25).eval()
@@ -63,7 +63,7 @@ def test_each_unique_image_embedded_once_and_tta(lfw_slice):
 
 def test_unknown_labels_need_output(lfw_slice, tmp_path):
     test_list = tmp_path / "test.csv"
-    rows = [l for l in lfw_slice.read_text().splitlines() if not l.startswith("#")][:4]
+    rows = [line for line in lfw_slice.read_text().splitlines() if not line.startswith("#")][:4]
     test_list.write_text("".join(",".join(r.split(",")[1:]) + "\n" for r in rows))
     root = lfw_slice.read_text().splitlines()[0].split(":", 1)[1].strip()
     args = ["eval", "--model", "mobilefacenet", "--input-size", "64", "--pairs", str(test_list), "--root", root,

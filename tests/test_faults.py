@@ -138,7 +138,7 @@ def test_mixed_geometry_is_said(capsys, tmp_path, orl_dir, lfw_dir):
     src = lfw_dir / "images_deepfunneled"
     for name in sorted(os.listdir(src))[:3]:  # ... and 250x250 frames
         shutil.copytree(src / name, root / name)
-    rc, out, err = cli(capsys, *train_args(root, run=tmp_path / "r"))
+    rc, out, _err = cli(capsys, *train_args(root, run=tmp_path / "r"))
     assert rc == 0 and "images come in 2 sizes" in out and "92x112" in out and "250x250" in out
 
 

@@ -18,7 +18,7 @@ def lfw_lists(tmp_path_factory, data_root_lfw):
 
 def test_view1(lfw_lists, lfw_dir):
     train = read_train_list(lfw_lists / "view1_train.txt")
-    people = [l.split("\t") for l in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
+    people = [line.split("\t") for line in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
     assert train.num_classes == 4038 == len(people)
     assert len(train) == sum(int(n) for _, n in people)
     val = read_pairs(lfw_lists / "view1_val_pairs.csv")

@@ -32,7 +32,7 @@ def test_arcface_value_and_fallback_by_hand():
     # theta_y = 2.9 > pi - m: insightface continues with cos(theta) - m * sin(m)
     got = two_class(loss, 2.9, 1.2).item()
     assert got == pytest.approx(ce(64 * (math.cos(2.9) - 0.5 * math.sin(0.5)), 64 * math.cos(1.2)), rel=1e-5)
-    assert loss.stats["accuracy"] == 0.0  # class 1 (1.2 rad) is nearer than class 0 (2.9 rad)
+    assert loss.stats["acc"] == 0.0  # class 1 (1.2 rad) is nearer than class 0 (2.9 rad)
     easy = losses.create("arcface", embedding_dim=2, num_classes=2, scale=10.0, easy_margin=True)
     assert two_class(easy, 2.0, 1.2).item() == pytest.approx(ce(10 * math.cos(2.0), 10 * math.cos(1.2)), rel=1e-5)
     assert two_class(easy, 0.4, 1.2).item() == pytest.approx(ce(10 * math.cos(0.9), 10 * math.cos(1.2)), rel=1e-5)
@@ -48,7 +48,7 @@ def test_cosface_and_softmax_by_hand():
     sm = losses.create("softmax", embedding_dim=2, num_classes=2)
     l0, l1 = 3 * math.cos(0.6), 3 * math.cos(1.2)  # raw logits e . w (bias starts at 0)
     assert two_class(sm, 0.6, 1.2).item() == pytest.approx(ce(l0, l1), rel=1e-5)
-    assert sm.stats["accuracy"] == 1.0
+    assert sm.stats["acc"] == 100.0
     smooth = losses.create("softmax", embedding_dim=2, num_classes=2, label_smoothing=0.2)
     logp = np.array([l0, l1]) - np.logaddexp(l0, l1)
     expected = -(0.9 * logp[0] + 0.1 * logp[1])  # target mass 1 - 0.2 + 0.2 / 2 on the true class
@@ -120,7 +120,7 @@ def test_triplet_batch_hard_by_hand():
            max(0, d(2, 3) - d(2, 0) + 0.2),  # anchor 2: positive 3, nearest negative 0
            max(0, d(3, 2) - d(3, 1) + 0.2)]  # anchor 3: nearest negative 1 (110 deg vs 170)
     assert loss(unit(ang) * 5, y).item() == pytest.approx(np.mean(per), rel=1e-5)  # scale-free: normalised
-    assert loss.stats["active_triplets"] == pytest.approx(np.mean([v > 0 for v in per]))
+    assert loss.stats["active_triplets"] == pytest.approx(100 * np.mean([v > 0 for v in per]))
     assert loss.stats["mean_pos_dist"] == pytest.approx(np.mean([math.sqrt(d(0, 1))] * 2 + [math.sqrt(d(2, 3))] * 2),
                                                         rel=1e-5)
     assert loss.stats["mean_neg_dist"] == pytest.approx(
@@ -142,7 +142,7 @@ def test_triplet_needs_two_images_per_identity():
     loss = losses.create("triplet", embedding_dim=2, num_classes=4)
     with pytest.raises(FacerecError, match=r"per_class \(K\) >= 2"):
         loss(torch.randn(4, 2), torch.tensor([0, 1, 2, 3]))
-    with pytest.raises(FacerecError, match="loss triplet needs at least 2 images per identity.*K\\) is 1"):
+    with pytest.raises(FacerecError, match=r"loss triplet needs at least 2 images per identity.*K\) is 1"):
         losses.check_per_class(loss, 1)
     losses.check_per_class(loss, 2)
     losses.check_per_class(losses.create("softmax", embedding_dim=2, num_classes=4), 1)
@@ -205,8 +205,8 @@ def test_combined_keeps_namespaced_options_and_reports_parts():
     st = loss.stats
     assert total.item() == pytest.approx(0.7 * st["softmax_loss"] + 0.3 * st["triplet_loss"], rel=1e-5)
     assert st["loss"] == pytest.approx(total.item())
-    assert {"softmax_accuracy", "triplet_active_triplets", "triplet_mean_pos_dist", "triplet_mean_neg_dist",
-            "accuracy"} <= set(st)
+    assert {"softmax_acc", "triplet_active_triplets", "triplet_mean_pos_dist", "triplet_mean_neg_dist",
+            "acc"} <= set(st)
     assert all(isinstance(v, float) for v in st.values())
     a = losses.create("aamsoftmax+triplet", embedding_dim=4, num_classes=3,
                       **{"aamsoftmax.margin": 0.3, "triplet.margin": 0.1})
@@ -219,11 +219,11 @@ def test_errors_are_clear():
         losses.create("arcface+triplet", embedding_dim=4, num_classes=3, margin=0.3)
     with pytest.raises(FacerecError, match="must be namespaced"):
         losses.create("arcface+triplet", embedding_dim=4, num_classes=3, **{"cosface.margin": 0.3})
-    with pytest.raises(FacerecError, match="does not accept 'margn'.*did you mean 'margin'"):
+    with pytest.raises(FacerecError, match=r"does not accept 'margn'.*did you mean 'margin'"):
         losses.create("arcface+triplet", embedding_dim=4, num_classes=3, **{"triplet.margn": 0.3})
-    with pytest.raises(FacerecError, match="does not accept 'margn'.*did you mean 'margin'"):
+    with pytest.raises(FacerecError, match=r"does not accept 'margn'.*did you mean 'margin'"):
         losses.create("arcface", embedding_dim=4, num_classes=3, margn=0.3)
-    with pytest.raises(FacerecError, match="unknown loss 'arcfase'.*did you mean 'arcface'"):
+    with pytest.raises(FacerecError, match=r"unknown loss 'arcfase'.*did you mean 'arcface'"):
         losses.create("arcfase", embedding_dim=4, num_classes=3)
     with pytest.raises(FacerecError, match="2 parts but 3 weights"):
         losses.create("softmax+triplet", embedding_dim=4, num_classes=3, weights=(1, 1, 1))

@@ -37,9 +37,9 @@ def test_hand_computed_case():
     assert m["eer"] == pytest.approx(100 / 3) and m["eer_threshold"] == 0.7
     assert m["auc"] == pytest.approx(8 / 9)  # 8 of the 9 (same, different) pairs are ordered right
     # FAR <= 0.1 of 3 negatives allows no false accept: the best is 2 of 3 at 0.8.
-    assert m["tar_at_far"] == {k: pytest.approx(2 / 3) for k in ("0.1", "0.01", "0.001")}
+    assert [m[k] for k in ("tar_far_1e-1", "tar_far_1e-2", "tar_far_1e-3")] == [pytest.approx(200 / 3)] * 3
     # Correct of 6: inf 3, 0.9 4, 0.8 5, 0.7 4, 0.6 5, 0.5 4, 0.4 3; the tie goes to the stricter 0.8.
-    assert m["best_accuracy"] == pytest.approx(5 / 6) and m["best_threshold"] == 0.8
+    assert m["acc"] == pytest.approx(500 / 6) and m["acc_threshold"] == 0.8
     assert (m["n_pairs"], m["n_positive"], m["n_negative"]) == (6, 3, 3)
     assert "n_folds" not in m
 
@@ -61,9 +61,9 @@ def test_tar_at_far_uses_points_dropped_from_the_thinned_roc():
     # 0.8 is collinear and leaves the ROC, yet it is a real threshold with FAR 2/20 = 0.1 exactly.
     s = [0.9, 0.9, 0.8, 0.8, 0.7, 0.7] + [0.1] * 17
     y = [1, 0, 1, 0, 1, 0] + [0] * 17
-    fpr, tpr, _ = metrics.roc(s, y)
+    fpr, _tpr, _ = metrics.roc(s, y)
     assert 0.1 not in fpr.tolist()
-    assert metrics.compute_all(s, y)["tar_at_far"]["0.1"] == pytest.approx(2 / 3)
+    assert metrics.compute_all(s, y)["tar_far_1e-1"] == pytest.approx(200 / 3)
 
 
 @pytest.mark.parametrize("n,decimals", [(5, 1), (50, 1), (1000, 2), (20000, 3), (3000, 12)])
@@ -110,16 +110,16 @@ def test_tar_at_far_best_accuracy_and_folds_against_naive_loops(seed, decimals):
     s = np.round(rng.normal(size=n) + 2 * y, decimals)
     folds = rng.permutation(np.repeat(np.arange(1, 11), n // 10))  # scattered, not blocks
     m = metrics.compute_all(s, y, folds)
-    for far in (0.1, 0.01, 0.001):
-        assert m["tar_at_far"][str(far)] == pytest.approx(naive_tar(s, y, far))
+    for far, key in ((0.1, "tar_far_1e-1"), (0.01, "tar_far_1e-2"), (0.001, "tar_far_1e-3")):
+        assert m[key] == pytest.approx(100 * naive_tar(s, y, far))
     cands = np.r_[np.inf, np.unique(s)[::-1]]
     accs = [np.mean((s >= t) == (y == 1)) for t in cands]
-    assert m["best_accuracy"] == pytest.approx(max(accs)) and m["best_threshold"] == cands[int(np.argmax(accs))]
-    want = naive_fold_accuracy(s, y, folds)
+    assert m["acc"] == pytest.approx(100 * max(accs)) and m["acc_threshold"] == cands[int(np.argmax(accs))]
+    want = 100 * naive_fold_accuracy(s, y, folds)
     np.testing.assert_allclose(metrics.fold_accuracy(s, y, folds), want, rtol=0, atol=1e-12)
     assert m["n_folds"] == 10
-    assert m["fold_accuracy_mean"] == pytest.approx(want.mean())
-    assert m["fold_accuracy_sem"] == pytest.approx(want.std(ddof=1) / np.sqrt(10))
+    assert m["fold_acc_mean"] == pytest.approx(want.mean())
+    assert m["fold_acc_sem"] == pytest.approx(want.std(ddof=1) / np.sqrt(10))
 
 
 def test_fold_with_scores_of_its_own_picks_a_threshold_from_the_other_folds():
@@ -128,8 +128,8 @@ def test_fold_with_scores_of_its_own_picks_a_threshold_from_the_other_folds():
     s = np.array([0.9, 0.8, 0.7, 0.6, 0.75, 0.72])
     y = np.array([1, 1, 0, 0, 1, 1])
     folds = np.array([1, 1, 1, 1, 2, 2])
-    np.testing.assert_array_equal(metrics.fold_accuracy(s, y, folds), naive_fold_accuracy(s, y, folds))
-    assert metrics.fold_accuracy(s, y, folds).tolist() == [1.0, 0.0]
+    np.testing.assert_array_equal(metrics.fold_accuracy(s, y, folds), 100 * naive_fold_accuracy(s, y, folds))
+    assert metrics.fold_accuracy(s, y, folds).tolist() == [100.0, 0.0]
 
 
 @pytest.mark.parametrize("scores,labels,match", [
@@ -151,9 +151,9 @@ def test_jsonable_and_table():
     m = metrics.compute_all([0.5, 0.5, 0.5], [1, 0, 0])  # all tied: the EER point is thr = +inf
     assert m["eer_threshold"] == np.inf
     j = metrics.jsonable(m)
-    assert j["eer_threshold"] is None and json.loads(json.dumps(j, allow_nan=False))["tar_at_far"]
+    assert j["eer_threshold"] is None and json.loads(json.dumps(j, allow_nan=False))["tar_far_1e-2"] == 0
     table = metrics.format_table(metrics.compute_all(HAND_SCORES * 2, HAND_LABELS * 2, [1] * 6 + [2] * 6))
-    assert "EER" in table and "33.33%" in table and "2-fold accuracy" in table and "TAR @ FAR=0.001" in table
+    assert "EER" in table and "33.33%" in table and "2-fold accuracy" in table and "TAR @ FAR=1e-3" in table
 
 
 def _scores_file(path, folds=None):

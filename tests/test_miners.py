@@ -23,14 +23,14 @@ def gen(seed=0):
 
 
 def test_hard_rank_one_is_the_hardest():
-    a, p, n = mine(dist(), LABELS, mining="hard", margin=0.2, hard_rank=1, hard_prob=1.0, generator=gen())
+    a, _p, n = mine(dist(), LABELS, mining="hard", margin=0.2, hard_rank=1, hard_prob=1.0, generator=gen())
     assert n[a.tolist().index(0)].item() == 2
 
 
 def test_hard_rank_two_stays_within_the_two_hardest():
     seen = set()
     for s in range(200):
-        a, p, n = mine(dist(), LABELS, mining="hard", margin=0.2, hard_rank=2, hard_prob=1.0, generator=gen(s))
+        a, _p, n = mine(dist(), LABELS, mining="hard", margin=0.2, hard_rank=2, hard_prob=1.0, generator=gen(s))
         seen.add(n[a.tolist().index(0)].item())
     assert seen == {2, 3}  # face_trainer's off-by-one would also give 4
 
@@ -90,5 +90,5 @@ def test_on_embeddings_with_known_neighbours():
 def test_hard_rank_beyond_the_negatives_available():
     labels = torch.tensor([0, 0, 1])
     d = torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
-    a, p, n = mine(d, labels, mining="hard", hard_rank=50, hard_prob=1.0, generator=gen())
+    a, _p, n = mine(d, labels, mining="hard", hard_rank=50, hard_prob=1.0, generator=gen())
     assert a.tolist() == [0, 1] and n.tolist() == [2, 2]

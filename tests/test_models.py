@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerec import models
-from facerec import budget
+from facerec import budget, models
 from facerec.errors import FacerecError
 
 # The range ends for TinyViT (any size works there); 64 and 112 (the face size) elsewhere.
@@ -41,9 +40,9 @@ def test_same_seed_same_weights():
 
 
 def test_registry_refuses_unknown_names_and_keywords():
-    with pytest.raises(FacerecError, match="unknown model 'resnet19'.*known: .*resnet18"):
+    with pytest.raises(FacerecError, match=r"unknown model 'resnet19'.*known: .*resnet18"):
         models.create("resnet19")
-    with pytest.raises(FacerecError, match="does not accept 'widht'.*did you mean 'width'"):
+    with pytest.raises(FacerecError, match=r"does not accept 'widht'.*did you mean 'width'"):
         models.create("resnet18", widht=0.5)
     with pytest.raises(FacerecError, match="does not accept 'width'"):
         models.create("mobilefacenet", width=0.5)

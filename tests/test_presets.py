@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerec import losses
-from facerec import models
-from facerec import budget, config
+from facerec import budget, config, losses, models
 from facerec.errors import FacerecError
 from facerec.experiments import plan
 
@@ -68,7 +66,7 @@ def test_preset_typo_names_the_key(tmp_path):
 
 
 def test_unknown_phase_and_preset_are_named():
-    with pytest.raises(FacerecError, match="unknown phase 'los'.*loss"):
+    with pytest.raises(FacerecError, match=r"unknown phase 'los'.*loss"):
         plan.get_phase("los")
-    with pytest.raises(FacerecError, match="unknown preset 'arcface_s64_m5'.*arcface_s64_m05"):
+    with pytest.raises(FacerecError, match=r"unknown preset 'arcface_s64_m5'.*arcface_s64_m05"):
         config.load(["arcface_s64_m5"])

@@ -102,8 +102,8 @@ def test_sharding_gives_equal_disjoint_shares(world_size):
         shards = [PKSampler(labels, 2, 16, seed=3, rank=r, world_size=world_size, drop_last=drop_last)
                   for r in range(world_size)]
         lists = [[tuple(b) for b in s] for s in shards]
-        assert len({len(l) for l in lists} | {len(s) for s in shards}) == 1
-        flat = [b for l in lists for b in l]
+        assert len({len(lst) for lst in lists} | {len(s) for s in shards}) == 1
+        flat = [b for lst in lists for b in lst]
         if drop_last:  # disjoint: no batch is given to two ranks
             assert len(set(flat)) == len(flat) and set(flat) <= set(full)
         else:  # padding repeats batches, never invents or loses one

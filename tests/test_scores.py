@@ -91,7 +91,7 @@ def test_unknown_label_placeholder(tmp_path):
 def test_write_refuses_fields_that_would_shift_columns_and_keeps_the_old_file(tmp_path):
     path = tmp_path / "scores.csv"
     write_scores(path, [0.5], [1], ["a"], ["b"])
-    with pytest.raises(ValidationError, match="pair 1: field 'x,y.jpg' contains a comma"):
+    with pytest.raises(ValidationError, match=r"pair 1: field 'x,y.jpg' contains a comma"):
         write_scores(path, [0.5, 0.4], [1, 0], ["a", "x,y.jpg"], ["b", "c"])
     with pytest.raises(FacerecError, match="2 scores but path2 has 1"):
         write_scores(path, [0.5, 0.4], [1, 0], ["a", "c"], ["b"])

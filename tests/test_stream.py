@@ -83,7 +83,7 @@ def orl_lists(tmp_path_factory, orl_dir):
 
 def _metrics(run_dir: Path) -> list[list[str]]:
     with open(run_dir / "metrics.csv") as fh:
-        return [[r[k] for k in ("epoch", "loss", "val_eer", "train_accuracy")] for r in csv.DictReader(fh)]
+        return [[r[k] for k in ("epoch", "loss", "val_eer", "train_acc")] for r in csv.DictReader(fh)]
 
 
 def test_a_run_is_the_same_streamed_or_stored(orl_lists, tmp_path):

@@ -15,6 +15,8 @@ import torch
 from facerec import config
 from facerec.cli import main
 from facerec.errors import FacerecError
+from facerec.metrics import compute_all, jsonable
+from facerec.scores import read_scores
 from facerec.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +53,15 @@ def test_two_epoch_run_on_orl_writes_everything(orl_lists, tmp_path):
     assert [int(x["epoch"]) for x in r] == [1, 2] and all(0 <= float(x["val_eer"]) <= 100 for x in r)
     # A random-weight net sits near 50% EER on ORL; two epochs must do clearly better.
     assert summary["best_eer"] < 30
+    # One vocabulary: TensorBoard tags are the CSV's columns; rates in percent; summary == scores.txt's metrics.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set(EventAccumulator(str(run / "tb")).Reload().Tags()["scalars"])
+    assert {"val_eer", "val_auc", "val_tar_far_1e-2", "train_acc", "loss"} <= tags <= set(r[0]) - {"epoch"}
+    s = read_scores(run / "scores.txt")
+    want = jsonable(compute_all(s.scores, s.labels))
+    assert json.loads((run / "summary.json").read_text())["best_metrics"] == pytest.approx(want)
+    assert float(r[1]["train_acc"]) > 1  # percent: ORL is learnt past 1% in two epochs
     first = (run / "scores.txt").read_text().splitlines()[0].split(",")
     assert len(first) == 4 and first[1] in ("0", "1")
     ckpt = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
@@ -88,7 +99,7 @@ def test_kill_and_resume_matches_uninterrupted(orl_lists, tmp_path, cache, worke
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     a, b = rows(next((tmp_path / "full").iterdir())), rows(run_dir)
-    keys = ["epoch", "loss", "val_eer", "train_accuracy", "lr"]
+    keys = ["epoch", "loss", "val_eer", "train_acc", "lr"]
     assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
 
 
@@ -106,13 +117,13 @@ def test_triplet_needs_two_per_class(orl_lists, tmp_path):
 
 
 def test_nclasses_checked_against_data(orl_lists, tmp_path):
-    with pytest.raises(FacerecError, match="num_classes is 99 but .* has 30 identities"):
+    with pytest.raises(FacerecError, match=r"num_classes is 99 but .* has 30 identities"):
         Trainer(small_cfg(orl_lists, tmp_path, num_classes=99), progress=False).fit()
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(orl_lists, tmp_path):
     cfg = small_cfg(orl_lists, tmp_path, loss="softmax", lr=1e6, optimizer="sgd", momentum=0.0, epochs=20)
-    with pytest.raises(FacerecError, match="loss became (nan|inf)") as exc:
+    with pytest.raises(FacerecError, match=r"loss became (nan|inf)") as exc:
         Trainer(cfg, progress=False, log=lambda *_: None).fit()
     assert "last good checkpoint" in str(exc.value)
 
@@ -124,8 +135,8 @@ def test_finetune_gets_new_classifier_and_can_freeze_trunk(orl_lists, tmp_path):
     trunk_before = torch.load(best, weights_only=True)["model"]["state_dict"]
     # Fine-tune on the val identities (a disjoint set: the leakage check is about train vs val, so skip it here).
     ft_train = tmp_path / "ft_train.txt"
-    val_ids = sorted({l.split(",")[1].split("/")[0] for l in (orl_lists / "orl_val_pairs.csv").read_text().splitlines()
-                      if not l.startswith("#")})
+    val_ids = sorted({line.split(",")[1].split("/")[0] for line in (orl_lists / "orl_val_pairs.csv").read_text().splitlines()
+                      if not line.startswith("#")})
     root = (orl_lists / "orl_train.txt").read_text().splitlines()[0]
     ft_train.write_text(root + "\n" + "".join(f"{i} {i}/{k}.pgm\n" for i in val_ids for k in range(1, 11)))
     cfg = small_cfg(orl_lists, tmp_path / "b", train=str(ft_train), epochs=1, loss="arcface", finetune_from=str(best),
@@ -142,14 +153,14 @@ def test_finetune_gets_new_classifier_and_can_freeze_trunk(orl_lists, tmp_path):
 def test_eval_only_writes_submission_file(orl_lists, tmp_path):
     first = Trainer(small_cfg(orl_lists, tmp_path / "a", epochs=1), progress=False, log=lambda *_: None).fit()
     test_list = tmp_path / "test.csv"
-    lines = [l for l in (orl_lists / "orl_val_pairs.csv").read_text().splitlines() if not l.startswith("#")][:20]
-    test_list.write_text("".join("," + ",".join(l.split(",")[1:3]) + "\n" for l in lines))  # no labels
+    lines = [line for line in (orl_lists / "orl_val_pairs.csv").read_text().splitlines() if not line.startswith("#")][:20]
+    test_list.write_text("".join("," + ",".join(line.split(",")[1:3]) + "\n" for line in lines))  # no labels
     root = (orl_lists / "orl_val_pairs.csv").read_text().splitlines()[0].split(":", 1)[1].strip()
     out = tmp_path / "submission.csv"
     assert main(["train", "--eval", "--initial_model", str(Path(first["run_dir"]) / "best.pt"),
                  "--test_list", str(test_list), "--test_path", root, "--output", str(out), "--workers", "0"]) == 0
     got = out.read_text().splitlines()
-    assert len(got) == 20 and all(len(l.split(",")) == 4 for l in got)
+    assert len(got) == 20 and all(len(line.split(",")) == 4 for line in got)
     json.dumps(got)
 
 

@@ -24,8 +24,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.index import Index
     from ..experiments.compare import groups_from_dirs
+    from ..experiments.index import Index
     from ..experiments.report import write_index_page, write_phase_report, write_report
 
     if bool(args.phase) == bool(args.runs):

@@ -112,7 +112,7 @@ def run(args) -> int:
     best = summary.get("best_metrics")
     if best:
         print(f"done: {summary['epochs']} epochs | best val EER {best['eer']:.2f}% (epoch {summary['best_epoch']}) | "
-              f"AUC {best['auc']:.4f} | TAR@FAR=1e-2 {best['tar_at_far']['0.01'] * 100:.1f}% | run {summary['run_dir']}")
+              f"AUC {best['auc']:.4f} | TAR@FAR=1e-2 {best['tar_far_1e-2']:.1f}% | run {summary['run_dir']}")
     else:
         print(f"done: {summary['epochs']} epochs | run {summary['run_dir']}")
     return 0

@@ -13,19 +13,21 @@ import logging
 import os
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError, ValidationError
-
-log = logging.getLogger(__name__)
 from ..fileio import write_text
+from .listfile import IMAGE_EXTS, UNKNOWN_LABEL, resolve_root
+from .pairs import PairList, read_pairs, write_pairs
 from .strings import Strings, StringsBuilder
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
-UNKNOWN_LABEL = -1
+# Pair lists live in pairs.py; they are re-exported here, where the tools have always imported them.
+__all__ = ["IMAGE_EXTS", "UNKNOWN_LABEL", "LabelNames", "PairList", "TrainList", "load_train", "read_pairs",
+           "read_train_list", "scan_identity_folder", "stat_files", "write_pairs", "write_train_list"]
+
+log = logging.getLogger(__name__)
 
 
 class LabelNames(Sequence):
@@ -101,7 +103,7 @@ class TrainList:
             self.stats = stat_files(str(self.root), self.paths, self.source)
         return self.stats
 
-    def subset(self, keep_identities) -> "TrainList":
+    def subset(self, keep_identities) -> TrainList:
         keep = set(keep_identities)
         keep_labels = np.array([i for i, c in enumerate(self.classes) if c in keep], dtype=np.int64)
         rows = np.flatnonzero(np.isin(self.labels, keep_labels))
@@ -123,85 +125,6 @@ def stat_files(root: str, paths, source: str = "") -> tuple[np.ndarray, np.ndarr
             raise DataError(f"{source or root}: cannot read {os.path.join(root, p)} ({exc.strerror})") from None
         size[i], mtime[i] = st.st_size, st.st_mtime_ns
     return size, mtime
-
-
-@dataclass
-class PairList:
-    root: Path
-    labels: np.ndarray  # int8: 1 same, 0 different, -1 unknown (test lists)
-    path1: list[str]
-    path2: list[str]
-    folds: np.ndarray | None = None
-    source: str = ""
-    label_text: list[str] | None = None  # as read, echoed into submission files
-
-    def __len__(self) -> int:
-        return len(self.path1)
-
-    @property
-    def has_labels(self) -> bool:
-        return bool(len(self.labels)) and bool((self.labels != UNKNOWN_LABEL).all())
-
-    def unique_paths(self) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Each image once, plus the index of path1/path2 into that list."""
-        uniq = sorted(set(self.path1) | set(self.path2))
-        index = {p: i for i, p in enumerate(uniq)}
-        return uniq, np.array([index[p] for p in self.path1]), np.array([index[p] for p in self.path2])
-
-
-def _root_comment(lines: list[str]) -> str | None:
-    if lines and lines[0].startswith("# root:"):
-        return lines[0].split(":", 1)[1].strip()
-    return None
-
-
-def _resolve_root(list_path: Path, lines: list[str], root) -> Path:
-    if root is not None:
-        return Path(root)
-    declared = _root_comment(lines)
-    if declared is not None:
-        declared_path = Path(declared)
-        return declared_path if declared_path.is_absolute() else (list_path.parent / declared_path)
-    return list_path.parent
-
-
-def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a spreadsheet's BOM is not a label
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text file ({exc})") from None
-
-
-def _entries(lines: list[str]):
-    """(line number, line) for every line that is not blank or a `#` comment."""
-    return ((n, line) for n, line in enumerate(lines, 1) if line.strip() and not line.startswith("#"))
-
-
-def _raise_problems(what: str, path: Path, root: Path, rows, problems: list[str], check_files: bool, n: int) -> None:
-    """Every problem of a list, missing images included, in one error; then refuse an empty list."""
-    if check_files:
-        problems = problems + _missing_files(root, rows, path)
-    if problems:
-        raise ValidationError(f"{what} {path}", problems)
-    if not n:
-        raise DataError(f"{path}: {what} is empty")
-
-
-def _missing_files(root: Path, rel_with_line: list[tuple[int, str]], source: Path) -> list[str]:
-    problems = []
-    seen = set()
-    for lineno, rel in rel_with_line:
-        if rel in seen:
-            continue
-        seen.add(rel)
-        full = root / rel
-        if not full.is_file():
-            problems.append(f"{source}:{lineno}: image not found: {full}")
-        elif full.stat().st_size == 0:
-            problems.append(f"{source}:{lineno}: empty (zero-byte) image: {full}")
-    return problems
 
 
 def scan_identity_folder(root) -> TrainList:
@@ -248,7 +171,7 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
     lines never become a million Python objects); with check_files each image is stat'ed once and
     its (size, mtime) kept for the leakage digests."""
     path = Path(path)
-    root = _resolve_root(path, _first_line(path), root)
+    root = resolve_root(path, _first_line(path), root)
     root_s = str(root)
     builder, problems = StringsBuilder(), []
     class_of: dict[str, int] = {}
@@ -303,88 +226,8 @@ def load_train(spec, root=None, check_files: bool = True) -> TrainList:
     return read_train_list(spec, root, check_files)
 
 
-def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: bool = True,
-               allow_duplicates: bool | None = None) -> PairList:
-    """Pair CSV `label,path1,path2[,fold]`; with allow_unknown a test list may omit the label
-    (`path1,path2`) or carry a non-0/1 placeholder. Repeated pairs are kept (and said) when
-    scoring (default: with allow_unknown) and refused for validation, where one would count twice."""
-    if allow_duplicates is None:
-        allow_duplicates = allow_unknown
-    path = Path(path)
-    lines = _read_lines(path)
-    root = _resolve_root(path, lines, root)
-    labels, p1, p2, folds, texts, problems, rows = [], [], [], [], [], [], []
-    seen: dict[tuple[str, str], int] = {}
-    duplicates: list[str] = []
-    for lineno, line in _entries(lines):
-        parts = [c.strip().strip('"').strip() for c in line.split(",")]  # spreadsheet exports quote fields
-        if len(parts) == 2 and allow_unknown:
-            parts = [""] + parts
-        if len(parts) not in (3, 4):
-            problems.append(f"{path}:{lineno}: expected 'label,path1,path2[,fold]', got {line!r}")
-            continue
-        label_text, a, b = parts[:3]
-        if label_text in ("0", "1"):
-            label = int(label_text)
-        elif allow_unknown:
-            label = UNKNOWN_LABEL
-        else:
-            problems.append(f"{path}:{lineno}: label must be 0 or 1, got {label_text!r}")
-            continue
-        fold = None
-        if len(parts) == 4:
-            try:
-                fold = int(parts[3])
-            except ValueError:
-                problems.append(f"{path}:{lineno}: fold must be an integer, got {parts[3]!r}")
-                continue
-        if not a or not b:
-            problems.append(f"{path}:{lineno}: empty image path")
-            continue
-        key = (a, b) if a <= b else (b, a)
-        if key in seen and not allow_duplicates:  # validation: a repeated pair would weigh twice in the EER
-            problems.append(f"{path}:{lineno}: duplicate pair (first on line {seen[key]}): {a}, {b}")
-            continue
-        if key in seen:  # scoring: a submission scores its test list line for line, repeats included
-            duplicates.append(f"{path}:{lineno}: duplicate of line {seen[key]} ({a}, {b})")
-        seen.setdefault(key, lineno)
-        if fold is not None:
-            folds.append(fold)
-        labels.append(label)
-        texts.append(label_text)
-        p1.append(a)
-        p2.append(b)
-        rows += [(lineno, a), (lineno, b)]
-    if folds and len(folds) != len(p1):
-        problems.append(f"{path}: the fold column must be on every line or on none")
-    known = [l != UNKNOWN_LABEL for l in labels]
-    if any(known) and not all(known):
-        # A test list's placeholder labels are all alike; a stray one in a labelled list is a typo.
-        problems += [f"{path}:{seen[(a, b) if a <= b else (b, a)]}: label must be 0 or 1, got {t!r}"
-                     for a, b, t, k in zip(p1, p2, texts, known) if not k]
-    _raise_problems("pair list", path, root, rows, problems, check_files, len(p1))
-    if duplicates:
-        log.warning("%s: %d duplicate pair(s), each scored on its own line (first: %s)", path, len(duplicates),
-                    duplicates[0])
-    return PairList(
-        root,
-        np.array(labels, dtype=np.int8),
-        p1,
-        p2,
-        np.array(folds, dtype=np.int64) if folds else None,
-        source=str(path),
-        label_text=texts,
-    )
-
-
 def write_train_list(path, root, paths, identities) -> None:
     body = "".join(f"{i} {p}\n" for p, i in zip(paths, identities))
     write_text(path, f"# root: {Path(root).resolve()}\n{body}")
 
 
-def write_pairs(path, root, labels, path1, path2, folds=None) -> None:
-    if folds is None:
-        body = "".join(f"{l},{a},{b}\n" for l, a, b in zip(labels, path1, path2))
-    else:
-        body = "".join(f"{l},{a},{b},{f}\n" for l, a, b, f in zip(labels, path1, path2, folds))
-    write_text(path, f"# root: {Path(root).resolve()}\n{body}")

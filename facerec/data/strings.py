@@ -7,6 +7,7 @@ buffers cost ~50 bytes a path and are shared by forked workers without a copy.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -25,7 +26,7 @@ class Strings(Sequence):
         self._blob, self._offsets = built._blob, built._offsets
 
     @classmethod
-    def _of(cls, blob: np.ndarray, offsets: np.ndarray) -> "Strings":
+    def _of(cls, blob: np.ndarray, offsets: np.ndarray) -> Strings:
         s = cls.__new__(cls)
         s._blob, s._offsets = blob, offsets
         return s
@@ -46,7 +47,7 @@ class Strings(Sequence):
     def __iter__(self):
         blob, off = self._blob.tobytes(), self._offsets.tolist()
         # One bytes object for the whole walk: slicing it is far cheaper than a numpy slice per item.
-        for a, b in zip(off[:-1], off[1:]):
+        for a, b in itertools.pairwise(off):
             yield blob[a:b].decode()
 
     def __eq__(self, other) -> bool:
@@ -60,7 +61,7 @@ class Strings(Sequence):
         head = ", ".join(repr(s) for s, _ in zip(self, range(3)))
         return f"Strings([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
 
-    def take(self, rows) -> "Strings":
+    def take(self, rows) -> Strings:
         rows = np.asarray(rows, dtype=np.int64)
         starts, ends = self._offsets[rows], self._offsets[rows + 1]
         lengths = ends - starts

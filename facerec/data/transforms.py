@@ -10,11 +10,10 @@ otherwise (course 256x256 face crops, ORL).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, fields
 
 import torch
-import warnings
-
 from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -58,7 +57,7 @@ class Preprocess:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocess":
+    def from_dict(cls, d: dict) -> Preprocess:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}  # checkpoints may carry keys of other versions
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])

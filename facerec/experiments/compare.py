@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 from ..errors import FacerecError
+from ..metric_keys import upgrade_row, upgrade_summary
 from ..rundir import is_finished
 from . import stats
 
@@ -47,11 +48,11 @@ def load_run(run_dir, label: str | None = None) -> RunData:
     history = []
     if (d / "metrics.csv").is_file():
         with open(d / "metrics.csv") as fh:
-            history = [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(fh)]
+            history = [{k: float(v) for k, v in upgrade_row(r).items() if v not in ("", None)} for r in csv.DictReader(fh)]
     env = json.loads((d / "env.json").read_text()) if (d / "env.json").is_file() else {}
     scores = read_scores(d / "scores.txt") if (d / "scores.txt").is_file() else None
     return RunData(label or cfg.get("tag") or d.name, int(cfg.get("seed", 0)), d, cfg,
-                   json.loads((d / "summary.json").read_text()), history, env, scores)
+                   upgrade_summary(json.loads((d / "summary.json").read_text())), history, env, scores)
 
 
 def groups_from_index(index, phase: str) -> dict[str, list[RunData]]:
@@ -102,7 +103,7 @@ class Comparison:
 def _summary(label: str, runs: list[RunData]) -> Comparison:
     m = [r.metrics for r in runs]
     return Comparison(label, runs, stats.mean_std([x["eer"] for x in m]), stats.mean_std([x["auc"] for x in m]),
-                      stats.mean_std([100 * x["tar_at_far"]["0.01"] for x in m]))
+                      stats.mean_std([x["tar_far_1e-2"] for x in m]))
 
 
 def config_diff(base: dict, other: dict) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import FacerecError
 from ..fileio import write_text
+from ..metric_keys import VERSION, upgrade_index_row, upgrade_summary
 
 COLUMNS = ("phase", "preset", "seed", "status", "data", "quick", "hypothesis", "eer", "auc", "tar_far_1e-2",
            "tar_far_1e-3", "best_epoch", "epochs", "trunk_params", "total_params", "flops", "ms_per_image_cpu",
@@ -40,7 +41,7 @@ class Index:
             except json.JSONDecodeError as exc:
                 raise FacerecError(f"{self.path}:{n}: not a JSON row ({exc.msg})") from None
             if phase is None or row.get("phase") == phase:
-                out.append(row)
+                out.append(upgrade_index_row(row))
         return out
 
     def upsert(self, row: dict) -> None:
@@ -58,13 +59,11 @@ class Index:
 
 def row_from_run(run_dir: Path, **fields) -> dict:
     """An index row from a finished run directory's summary.json (plus the runner's fields)."""
-    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    summary = upgrade_summary(json.loads((Path(run_dir) / "summary.json").read_text()))
     best = summary.get("best_metrics") or {}
-    tar = best.get("tar_at_far", {})
-    row = {**fields, "status": "done", "hypothesis": summary.get("hypothesis", ""),
-           "eer": best.get("eer"), "auc": best.get("auc"), "tar_far_1e-2": tar.get("0.01"),
-           "tar_far_1e-3": tar.get("0.001"), "best_epoch": summary.get("best_epoch"), "epochs": summary.get("epochs"),
-           "run_dir": str(run_dir)}
+    row = {**fields, "status": "done", "hypothesis": summary.get("hypothesis", ""), "metrics_version": VERSION,
+           **{k: best.get(k) for k in ("eer", "auc", "tar_far_1e-2", "tar_far_1e-3")},
+           "best_epoch": summary.get("best_epoch"), "epochs": summary.get("epochs"), "run_dir": str(run_dir)}
     for k in ("trunk_params", "total_params", "flops", "ms_per_image_cpu", "size_mb", "peak_memory_mb", "train_seconds"):
         row[k] = summary.get(k)
     return row

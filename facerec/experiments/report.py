@@ -147,7 +147,7 @@ def _rule() -> str:
 
 def _seed_rows(c: Comparison) -> list[list[str]]:
     return [[str(r.seed), f"{r.metrics['eer']:.2f}", f"{r.metrics['auc']:.4f}",
-             f"{100 * r.metrics['tar_at_far']['0.01']:.1f}", str(r.summary.get("best_epoch")), str(r.run_dir)]
+             f"{r.metrics['tar_far_1e-2']:.1f}", str(r.summary.get("best_epoch")), str(r.run_dir)]
             for r in c.runs]
 
 

@@ -55,7 +55,8 @@ def default_lfw_lists(cfg) -> None:
         cfg.val = str(out / "view1_val_pairs.csv")
 
 
-def load_data(cfg, log=logging.getLogger("facerec.train").info) -> Data:
+def load_data(cfg, log=None) -> Data:
+    log = log or logging.getLogger("facerec.train").info
     if cfg.val is None and cfg.test_list and not cfg.eval_only:
         # face_trainer scores --test_list every --test_interval epochs while training: its validation list.
         cfg.val = cfg.test_list

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .. import checkpoint, device as devices
+from .. import checkpoint
+from .. import device as devices
 from ..data.lists import read_pairs
 from ..data.transforms import Preprocess
 from ..errors import FacerecError

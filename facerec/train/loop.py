@@ -17,15 +17,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import budget, checkpoint, config as config_mod, device as devices
+from .. import budget, checkpoint
+from .. import config as config_mod
+from .. import device as devices
 from ..data.stream import Batches, Plan, make_loader, sequential_plan, step_generator
 from ..data.transforms import BatchTransform, geometry_note
 from ..errors import DataError, FacerecError
+from ..metric_keys import TAR_KEYS, upgrade_row
 from ..optim import build_optimizer, build_scheduler
-from . import data as prep, records, state
+from . import data as prep
+from . import records, state
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
 from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything, set_rng_state
-
 
 LOG = logging.getLogger("facerec.train")
 
@@ -66,8 +69,7 @@ class Trainer:
         return kw
 
     def build(self) -> None:
-        from facerec import losses
-        from facerec import models
+        from facerec import losses, models
 
         cfg = self.cfg
         seed_everything(cfg.seed)
@@ -133,7 +135,7 @@ class Trainer:
         self.epoch = int(ckpt["epoch"])
         self.best = dict(ckpt["best"])
         self.stale = int(ckpt["stale"])
-        self.history = list(ckpt["history"])
+        self.history = [upgrade_row(r) for r in ckpt["history"]]  # a run from before metric_keys
         self.log(f"resumed {path} at epoch {self.epoch}")
 
     # --- checkpoints -----------------------------------------------------------------------
@@ -280,11 +282,10 @@ class Trainer:
                 self.epoch += 1
                 if i1 is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
                     m, last_scores = self.validate(i1, i2)
-                    row.update({"val_eer": m["eer"], "val_auc": m["auc"],
-                                **{f"val_tar@far{k}": v for k, v in m["tar_at_far"].items()}})
+                    row.update({f"val_{k}": m[k] for k in ("eer", "auc", *TAR_KEYS)})
                     improved = m["eer"] < self.best["eer"] - cfg.min_delta
                     if improved:
-                        self.best = {"eer": m["eer"], "epoch": self.epoch}
+                        self.best = {"eer": m["eer"], "epoch": self.epoch, "metrics": m}
                         self.stale = 0
                     else:
                         self.stale += cfg.test_interval

@@ -14,6 +14,7 @@ import torch
 
 from .. import budget
 from ..fileio import atomic_path, write_text
+from ..metric_keys import VERSION as METRICS_VERSION
 
 
 def tensorboard(run_dir: Path):
@@ -33,11 +34,11 @@ def log_epoch(t, row: dict, tb) -> None:
     if tb is not None:
         for k, v in row.items():
             if k != "epoch" and isinstance(v, (int, float)):
-                tb.add_scalar(k.replace("@", "_at_"), v, row["epoch"])
+                tb.add_scalar(k, v, row["epoch"])  # the tag is the metrics.csv column (metric_keys)
         tb.flush()
     parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}"]
-    if "train_accuracy" in row:
-        parts.append(f"acc {row['train_accuracy'] * 100:.1f}%")
+    if "train_acc" in row:
+        parts.append(f"acc {row['train_acc']:.1f}%")
     if "val_eer" in row:
         parts.append(f"val EER {row['val_eer']:.2f}%")
     parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.0f}s"]
@@ -54,7 +55,7 @@ def write_scores(t, scores: np.ndarray) -> None:
 def finish(t) -> dict:
     from ..plots import plot_curves
 
-    summary = {"run_dir": str(t.run_dir), "epochs": t.epoch, "best_eer": t.best["eer"],
+    summary = {"metrics_version": METRICS_VERSION, "run_dir": str(t.run_dir), "epochs": t.epoch, "best_eer": t.best["eer"],
                "best_epoch": t.best["epoch"], "hypothesis": t.cfg.hypothesis,
                "train_seconds": sum(r.get("seconds", 0.0) for r in t.history),
                "wall_seconds": t.seconds_before + time.perf_counter() - t.t_start,
@@ -69,7 +70,8 @@ def finish(t) -> dict:
 
         s = read_scores(t.run_dir / "scores.txt")
         plot_roc_det({f"{t.cfg.model} {t.cfg.loss}": (s.scores, s.labels)}, t.run_dir / "roc_det.png")
-        summary["best_metrics"] = compute_all(s.scores, s.labels, s.folds)
+        # A run resumed from a checkpoint of an older version has no metrics in `best`.
+        summary["best_metrics"] = t.best.get("metrics") or compute_all(s.scores, s.labels, s.folds)
     from ..metrics import jsonable
 
     write_text(t.run_dir / "summary.json", json.dumps(jsonable(summary), indent=2))
