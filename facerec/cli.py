@@ -24,6 +24,10 @@ COMMANDS = [
     "experiment",
     "report",
     "search",
+    "embed",
+    "verify",
+    "identify",
+    "export",
 ]
 
 

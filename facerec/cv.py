@@ -55,7 +55,7 @@ def write_fold_lists(train: TrainList, k: int, seed: int, out: Path) -> list[tup
 def cross_validate(cfg, *, progress: bool = True, log=None) -> int:
     log = log or logging.getLogger("facerec.cv").info
     from .rundir import is_finished
-    from .train import Trainer, default_lfw_lists, run_name
+    from .trainer import Trainer, default_lfw_lists, run_name
 
     if cfg.train is None:
         default_lfw_lists(cfg)

@@ -4,7 +4,8 @@ Rates are in percent everywhere: EER, TAR@FAR, accuracy (face_trainer's and the 
 AUC is an area in [0, 1]; thresholds are cosine scores. The same key names a metric in
 `metrics.compute_all`'s dict, summary.json's `best_metrics`, the experiment index, metrics.csv and
 TensorBoard; a validation column is the key with a `val_` prefix (`val_eer`, `val_tar_far_1e-2`),
-and TensorBoard's tag is the column name itself.
+and TensorBoard's tag is the column name itself. Each operating point carries its threshold
+(`eer_threshold`, `tar_far_1e-2_threshold`, `acc_threshold`): the cosine score a deployment uses.
 
 Files written before this vocabulary (no `metrics_version`, keys `tar_at_far`, `val_tar@far0.01`,
 `best_accuracy`, `train_accuracy` holding fractions) are upgraded when read, so old run directories

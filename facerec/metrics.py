@@ -106,11 +106,24 @@ def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def _tar_at_far(p: _Points, far: float) -> float:
+def _far_index(p: _Points, far: float) -> int:
     # fp only grows along the points, so the last one within budget has the largest tp.
     # The small slack keeps e.g. 0.1 * 30 negatives from excluding exactly 3 false accepts.
-    i = int(np.searchsorted(p.fp, far * p.n_neg + 1e-9, side="right")) - 1
-    return float(p.tp[i] / p.n_pos * 100)
+    return int(np.searchsorted(p.fp, far * p.n_neg + 1e-9, side="right")) - 1
+
+
+def _tar_at_far(p: _Points, far: float) -> float:
+    return float(p.tp[_far_index(p, far)] / p.n_pos * 100)
+
+
+def _threshold_at_far(p: _Points, far: float) -> float:
+    """The threshold of the TAR@FAR point: the lowest one whose false accepts stay within `far`."""
+    return float(p.thr[_far_index(p, far)])
+
+
+def threshold_at_far(scores, labels, far: float) -> float:
+    """Lowest cosine threshold (score >= threshold accepts) with FPR <= far on these pairs."""
+    return _threshold_at_far(_points(*_check(scores, labels)), float(far))
 
 
 def _correct(p: _Points) -> np.ndarray:
@@ -168,6 +181,7 @@ def compute_all(scores, labels, folds=None) -> dict:
         "eer_threshold": e_thr,
         "auc": auc(fpr, tpr),
         **{tar_key(f): _tar_at_far(p, float(f)) for f in FARS},
+        **{tar_key(f) + "_threshold": _threshold_at_far(p, float(f)) for f in FARS},
         "acc": float(correct[best] / len(scores) * 100),
         "acc_threshold": float(p.thr[best]),
     }

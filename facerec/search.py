@@ -107,7 +107,7 @@ def run_search(space: Space, *, name: str, trials: int, data: dict, results: Pat
     import optuna
 
     from .experiments.index import Index, row_from_run
-    from .train import Trainer
+    from .trainer import Trainer
 
     folder = results / f"search-{name}"
     folder.mkdir(parents=True, exist_ok=True)

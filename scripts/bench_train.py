@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlog import append
 
 from facerec import config
-from facerec.train import Trainer
+from facerec.trainer import Trainer
 
 
 def trainer_for(model: str, input_size: int, batch: int, device: str, amp: str) -> Trainer:

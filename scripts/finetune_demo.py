@@ -13,7 +13,7 @@ from pathlib import Path
 
 from facerec import config, dataroot
 from facerec.data import lfw
-from facerec.train import Trainer
+from facerec.trainer import Trainer
 
 
 def main(argv=None) -> int:

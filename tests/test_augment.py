@@ -10,7 +10,7 @@ from facerec import config
 from facerec.data.augment import mix_batch
 from facerec.data.transforms import BatchTransform, Preprocess
 from facerec.errors import FacerecError
-from facerec.train import Trainer
+from facerec.trainer import Trainer
 
 
 def _batch(n=6, r=40):

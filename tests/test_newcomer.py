@@ -169,7 +169,7 @@ def test_quiet_hides_progress_lines_and_logging_reaches_library_users(tmp_path, 
     assert main(common + ["--run-dir", str(tmp_path / "n")]) == 0
     assert "epoch 1 |" in capsys.readouterr().out
     # The trainer logs through `logging.getLogger("facerec.train")`: a notebook can raise its level.
-    from facerec.train import Trainer
+    from facerec.trainer import Trainer
 
     cfg = config.load([], {"train": str(orl_lists / "orl_train.txt"), "model": "resnet18", "input_size": 32,
                            "embedding_dim": 32, "batch_classes": 10, "epochs": 1, "max_steps": 1, "workers": 0,

@@ -42,7 +42,7 @@ def test_preset_builds_config_loss_and_model_under_budget(name):
     loss = losses.create(cfg.loss, embedding_dim=cfg.embedding_dim, num_classes=50, **cfg.loss_options, **kw)
     losses.check_per_class(loss, cfg.per_class)
     if cfg.mix != "none":
-        from facerec.train import is_classifier
+        from facerec.trainer import is_classifier
 
         assert is_classifier(loss)
 

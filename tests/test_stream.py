@@ -20,7 +20,7 @@ from facerec.data.lists import load_train
 from facerec.data.stream import Batches, FileFaces, Plan, StoredFaces, make_loader
 from facerec.data.transforms import BatchTransform, Preprocess
 from facerec.sampling import PKSampler
-from facerec.train import Trainer
+from facerec.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from facerec.cli import main
 from facerec.errors import FacerecError
 from facerec.metrics import compute_all, jsonable
 from facerec.scores import read_scores
-from facerec.train import Trainer
+from facerec.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"model": "resnet18", "input_size": 32, "embedding_dim": 64, "batch_classes": 10, "per_class": 2,

@@ -99,16 +99,11 @@ def build_config(args) -> config_mod.TrainConfig:
 
 
 def run(args) -> int:
-    from ..train import Trainer, evaluate_only
+    from ..trainer.run import run as run_job
 
-    cfg = build_config(args)
-    if cfg.eval_only:
-        return evaluate_only(cfg)
-    if cfg.folds:
-        from ..cv import cross_validate
-
-        return cross_validate(cfg, progress=progress_on(args))
-    summary = Trainer(cfg, progress=progress_on(args)).fit()
+    summary = run_job(build_config(args), progress=progress_on(args))
+    if "exit_code" in summary:  # --eval or --folds: they print their own results
+        return summary["exit_code"]
     best = summary.get("best_metrics")
     if best:
         print(f"done: {summary['epochs']} epochs | best val EER {best['eer']:.2f}% (epoch {summary['best_epoch']}) | "

@@ -297,7 +297,8 @@ class Trainer:
                 self._save("last.pt", payload)
                 if self.best["epoch"] == self.epoch:
                     # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
-                    self._save("best.pt", {k: v for k, v in payload.items() if k not in RESUME_ONLY})
+                    self._save("best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
+                                           **records.deployment(self.best.get("metrics"), last_scores, self.data.val)})
                     if last_scores is not None:
                         records.write_scores(self, last_scores)
                 if cfg.patience and self.stale >= cfg.patience:

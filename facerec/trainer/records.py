@@ -45,6 +45,18 @@ def log_epoch(t, row: dict, tb) -> None:
     t.log(" | ".join(parts))
 
 
+def deployment(m: dict | None, scores: np.ndarray | None, val) -> dict:
+    """What best.pt carries so a model decides without a pair list (`facerec verify`, `FaceModel.threshold`):
+    the validation EER threshold, those at FAR 1e-1/1e-2/1e-3, and the scores for any other FAR."""
+    if not m or scores is None:
+        return {}
+    from ..metric_keys import FARS, tar_key
+
+    return {"thresholds": {"eer": m["eer_threshold"], **{f: m[tar_key(f) + "_threshold"] for f in FARS}},
+            "val_scores": {"scores": torch.as_tensor(scores, dtype=torch.float64),
+                           "labels": torch.as_tensor(val.labels, dtype=torch.int8)}}
+
+
 def write_scores(t, scores: np.ndarray) -> None:
     from ..scores import write_scores
 

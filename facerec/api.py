@@ -1,0 +1,202 @@
+"""A trained model in a notebook or a service: `facerec.load(path)`.
+
+    m = facerec.load("runs/.../best.pt", device="auto")
+    e = m.embed(["a.jpg", "b.jpg"])            # (2, D) float32, L2-normalised
+    m.verify("a.jpg", "b.jpg")                 # score, threshold, same
+    m.threshold(far=1e-3)                      # from the run's validation scores
+
+The checkpoint's own preprocessing (face crop, resize, centre crop, mean/std) and flip TTA (as the
+run used it) are applied; an ONNX file exported by `facerec export` loads the same way and runs on
+onnxruntime, with the preprocessing read from its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import images as image_io
+from .data.transforms import Preprocess, eval_transform
+from .errors import DataError
+
+META_KEY = "facerec"  # ONNX metadata_props / TorchScript extra file holding the preprocessing
+
+
+@dataclass
+class Verification:
+    score: float
+    threshold: float
+    same: bool
+
+    def __str__(self) -> str:
+        return f"{'SAME' if self.same else 'DIFFERENT'} (score {self.score:.4f}, threshold {self.threshold:.4f})"
+
+
+class _Chunks(torch.utils.data.Dataset):
+    """One item = one preprocessed batch, so DataLoader workers decode while the model runs."""
+
+    def __init__(self, items: list, fn, batch_size: int):
+        self.items, self.fn, self.bs = items, fn, batch_size
+
+    def __len__(self) -> int:
+        return (len(self.items) + self.bs - 1) // self.bs
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.fn(self.items[i * self.bs : (i + 1) * self.bs])
+
+
+class FaceModel:
+    """An embedding network with its preprocessing and its validation thresholds."""
+
+    def __init__(self, net, pre: Preprocess, *, device=None, tta: bool = False, info: dict | None = None,
+                 thresholds: dict | None = None, val_scores: tuple[np.ndarray, np.ndarray] | None = None):
+        self.net, self.pre, self.tta = net, pre, bool(tta)
+        self.device = torch.device(device or "cpu")
+        self.info = dict(info or {})
+        self.thresholds = dict(thresholds or {})
+        self.val_scores = val_scores
+        self._transform = eval_transform(pre)
+
+    def __repr__(self) -> str:
+        return (f"FaceModel({self.info.get('model', '?')}, {self.pre.input_size} px, tta={self.tta}, "
+                f"source={self.info.get('source', '?')!r})")
+
+    # --- images -> embeddings -------------------------------------------------------------------
+    def _prepare(self, items: list) -> torch.Tensor:
+        return self._transform(image_io.faces(items, self.pre))
+
+    def preprocess(self, images) -> torch.Tensor:
+        """(B, 3, S, S) float32: what the network (and an exported model) takes."""
+        return self._prepare(image_io.expand(images))
+
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        from .evaluate import embed_batches
+
+        return embed_batches(self.net, [x], device=self.device, tta=False).numpy()
+
+    def embed(self, images, tta: bool | None = None, *, batch_size: int = 64, workers: int | None = None,
+              progress: bool | None = None) -> np.ndarray:
+        """(N, D) float32 L2-normalised embeddings. `tta` (default: as the run used it) adds each
+        image's mirror embedding before normalising."""
+        items = image_io.expand(images)
+        tta = self.tta if tta is None else bool(tta)
+        chunks = _Chunks(items, self._prepare, batch_size)
+        if workers is None:
+            from .data.datasets import default_workers
+
+            workers = 0 if len(chunks) <= 2 else min(4, default_workers())
+        loader = torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=workers)
+        show = len(chunks) > 4 if progress is None else progress
+        out = []
+        for x in tqdm(loader, desc="embed", unit="batch", disable=not show or not _tty(), leave=False):
+            e = self._forward(x)
+            if tta:
+                e = e + self._forward(torch.flip(x, dims=[3]))
+            out.append(e)
+        e = np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
+        norm = np.linalg.norm(e, axis=1, keepdims=True)
+        return (e / np.maximum(norm, 1e-12)).astype(np.float32)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.info.get("embedding_dim") or getattr(self.net, "embedding_dim", 0))
+
+    # --- decisions ------------------------------------------------------------------------------
+    def threshold(self, far: float | None = None) -> float:
+        """The EER threshold of the run's validation scores, or (with `far`) the lowest threshold whose
+        false accept rate on them is at most `far`."""
+        if far is None:
+            if "eer" not in self.thresholds:
+                raise DataError(f"{self.info.get('source')}: no validation threshold stored (a run without --val, "
+                                "or a face_trainer file); pass threshold=")
+            return float(self.thresholds["eer"])
+        if not 0 < far < 1:
+            raise DataError(f"far must lie in (0, 1), got {far}")
+        if self.val_scores is not None:
+            from .metrics import threshold_at_far
+
+            return threshold_at_far(*self.val_scores, far)
+        key = f"{far:.0e}".replace("e-0", "e-")
+        if key in self.thresholds:
+            return float(self.thresholds[key])
+        have = ", ".join(k for k in self.thresholds if k != "eer") or "none"
+        raise DataError(f"{self.info.get('source')}: no threshold for FAR={far} stored (have: {have})")
+
+    def verify(self, a, b, *, threshold: float | None = None, far: float | None = None) -> Verification:
+        """Cosine score of two images and the decision at `threshold` (default: the run's EER threshold,
+        or the one at `far`)."""
+        e = self.embed([*image_io.expand(a)[:1], *image_io.expand(b)[:1]], progress=False)
+        score = float(e[0] @ e[1])
+        thr = float(threshold) if threshold is not None else self.threshold(far)
+        return Verification(score, thr, score >= thr)
+
+
+class OnnxFaceModel(FaceModel):
+    """An exported ONNX model on onnxruntime; preprocessing, TTA and thresholds from its metadata."""
+
+    def __init__(self, path, session, meta: dict):
+        super().__init__(None, Preprocess.from_dict(meta["preprocess"]), tta=meta.get("tta", False),
+                         info={**meta.get("info", {}), "source": str(path), "runtime": "onnxruntime"},
+                         thresholds=meta.get("thresholds"))
+        self.session = session
+        self._input = session.get_inputs()[0].name
+
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
+        return self.session.run(None, {self._input: x.numpy()})[0].astype(np.float32)
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _val_scores(ckpt: dict):
+    v = ckpt.get("val_scores")
+    if not v:
+        return None
+    return np.asarray(v["scores"], dtype=np.float64), np.asarray(v["labels"], dtype=np.int64)
+
+
+def from_checkpoint(ckpt: dict, source: str, *, device="cpu", arch: str | None = None, **model_kwargs) -> FaceModel:
+    from . import checkpoint
+
+    net = checkpoint.build_model(ckpt, source, arch, **model_kwargs).to(device).eval()
+    pre = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else Preprocess()
+    info = {"source": source, "model": ckpt["model"].get("name") or arch, "embedding_dim": net.embedding_dim,
+            "format": ckpt.get("format")}
+    return FaceModel(net, pre, device=device, tta=bool((ckpt.get("config") or {}).get("tta")), info=info,
+                     thresholds=ckpt.get("thresholds"), val_scores=_val_scores(ckpt))
+
+
+def load_onnx(path) -> OnnxFaceModel:
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise DataError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    if META_KEY not in props:
+        raise DataError(f"{path}: an ONNX model without facerec metadata (export it with `facerec export`)")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return OnnxFaceModel(path, session, json.loads(props[META_KEY]))
+
+
+def load(path, device="auto", *, arch: str | None = None, **model_kwargs) -> FaceModel:
+    """A facerec checkpoint (best.pt/last.pt), a face_trainer `.model` (with `arch=`), or an ONNX file
+    from `facerec export`."""
+    from . import checkpoint
+    from . import device as devices
+
+    if str(path).endswith(".onnx"):
+        return load_onnx(path)
+    if not Path(path).exists():
+        raise DataError(f"{path}: checkpoint not found")
+    ckpt = checkpoint.load(path)
+    return from_checkpoint(ckpt, str(path), device=devices.resolve(device), arch=arch, **model_kwargs)

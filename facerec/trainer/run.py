@@ -1,0 +1,24 @@
+"""One entry for a configured job, shared by `facerec train` and `facerec.train(cfg)`."""
+
+from __future__ import annotations
+
+from .. import config as config_mod
+
+
+def run(cfg: config_mod.TrainConfig, *, progress: bool = False) -> dict:
+    """Train (or cross-validate, or only evaluate, as the config says) after the CLI's checks:
+    every key's type and range (the budget, data and leakage checks run before the first step)."""
+    if not isinstance(cfg, config_mod.TrainConfig):
+        raise TypeError(f"expected a facerec.TrainConfig, got {type(cfg).__name__}")
+    cfg = config_mod.load([], cfg.to_dict())  # a config built by hand gets the CLI's coercion and validation
+    if cfg.eval_only:
+        from .eval_only import evaluate_only
+
+        return {"exit_code": evaluate_only(cfg)}
+    if cfg.folds:
+        from ..cv import cross_validate
+
+        return {"exit_code": cross_validate(cfg, progress=progress)}
+    from .loop import Trainer
+
+    return Trainer(cfg, progress=progress).fit()
