@@ -10,11 +10,11 @@ import dataclasses
 import re
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from .config_presets import expand, preset_names, read_preset  # noqa: F401  (config.read_preset: public)
 from .errors import FacerecError, nearest
 
 TAG_RE = re.compile(r"[A-Za-z0-9._+-]+")
@@ -75,6 +75,10 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     amp: str = "off"
     compile: str = "off"  # off | inductor (torch.compile the training forward/backward) | aot_eager (checks only)
+    sync_bn: bool = False  # with several processes: BatchNorm over the global batch
+    sharded_classifier: bool = False  # with several processes: each rank keeps C/N class centres
+    dist_timeout: int = 600  # seconds a rank waits for the others before the job fails
+    log_steps: bool = False  # write steps.csv: the loss and learning rate of every step
     grad_clip: float = 0.0
     # validation, stopping
     test_interval: int = 1
@@ -223,7 +227,7 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, key) not in allowed:
             raise FacerecError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
     positive = ("epochs", "batch_classes", "per_class", "embedding_dim", "input_size", "test_interval", "param_budget",
-                "max_classes")
+                "max_classes", "dist_timeout")
     for key in positive:
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise FacerecError(f"{key} must be >= 1, got {getattr(cfg, key)}")
@@ -239,35 +243,12 @@ def validate(cfg: TrainConfig) -> None:
         raise FacerecError(f"folds must be 0 (off) or >= 2, got {cfg.folds}")
 
 
-def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("facerec").joinpath("presets").iterdir() if p.name.endswith(".yaml"))
-
-
-def read_preset(name: str) -> tuple[dict, str]:
-    """A preset is a package YAML by name, or any YAML file by path."""
-    path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        text, where = path.read_text(), str(path)
-    else:
-        res = resources.files("facerec").joinpath("presets", f"{name}.yaml")
-        if not res.is_file():
-            raise FacerecError(f"unknown preset {name!r}{nearest(name, preset_names())}; known: {', '.join(preset_names())}")
-        text, where = res.read_text(), f"preset {name}"
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise FacerecError(f"{where}: invalid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise FacerecError(f"{where}: expected a mapping of config keys")
-    return data, where
-
-
 def load(presets: list[str] = (), overrides: dict | None = None, unset: list[str] = ()) -> TrainConfig:
     """Base config, then each preset (and the presets it names) in order, then `unset` keys back
     to their defaults (`KEY`, or `loss_options.K` / `model_options.K`), then overrides."""
     cfg = TrainConfig()
     for name in presets:
-        for data, where in _expand(name, seen=()):
+        for data, where in expand(name, seen=()):
             apply(cfg, data, where)
     for key in unset:
         _unset(cfg, key)
@@ -290,28 +271,16 @@ def _unset(cfg: TrainConfig, key: str) -> None:
     setattr(cfg, key, getattr(default, key))
 
 
-def _expand(name: str, seen: tuple):
-    if name in seen:
-        raise FacerecError(f"preset {name!r} includes itself ({' -> '.join(seen + (name,))})")
-    data, where = read_preset(name)
-    parents = data.get("preset", [])
-    for parent in [parents] if isinstance(parents, str) else parents:
-        yield from _expand(parent, seen + (name,))
-    yield data, where
-
-
 def dump(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-
 # What may change when a run is resumed: the rest comes from its checkpoint, so it continues exactly.
 RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience", "cache", "cache_budget_mb",
-                    "initial_model", "finetune_from")  # the last two: --resume wins, and the log says so
+                    "dist_timeout", "log_steps", "initial_model", "finetune_from")  # the last two: --resume wins, and the log says so
 
 
 def resume_config(overrides: dict) -> TrainConfig:
-    from pathlib import Path
 
     from . import checkpoint
 

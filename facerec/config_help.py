@@ -53,6 +53,11 @@ HELP = {
     "warmup_epochs": "linear warm-up, in epochs (fractions allowed)",
     "amp": "mixed precision: off, bf16 or fp16",
     "compile": "torch.compile the training step: off, inductor, aot_eager",
+    "sync_bn": "with several processes (torchrun): BatchNorm statistics over the global batch, not per rank",
+    "sharded_classifier": "with several processes: split the margin classifier's class centres across ranks "
+                          "(Partial FC's idea; arcface, cosface, subcenter arcface)",
+    "dist_timeout": "seconds a process waits for the others before the whole job fails (no hang)",
+    "log_steps": "write steps.csv beside metrics.csv: every step's loss and learning rate",
     "grad_clip": "clip the gradient norm to this (0: off)",
     "test_interval": "validate every N epochs (and at the last)",
     "tta": "validation embeddings add each image's mirror",

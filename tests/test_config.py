@@ -75,3 +75,12 @@ def test_values_take_the_declared_types_and_typos_are_refused():
                                ("hflip", "maybe", "bool"), ("lr", "fast", "float"), ("model_options", "x", "dict")):
         with pytest.raises(FacerecError, match=f"{key} expects {re.escape(expected)}, got {re.escape(repr(bad))}"):
             config.load([], {key: bad})
+
+
+def test_set_values_keep_on_off_as_words():
+    """YAML 1.1 reads `off` as False; `--set cache=off` / `--loss-opt x=off` mean the word."""
+    from facerec.commands.train import _scalar
+
+    assert _scalar("off") == "off" and _scalar("On") == "On" and _scalar("3") == 3 and _scalar("true") is True
+    cfg = config.load([], {"cache": _scalar("off"), "tta": _scalar("off"), "amp": _scalar("off")})
+    assert (cfg.cache, cfg.tta, cfg.amp) == ("off", False, "off")

@@ -120,7 +120,9 @@ def _peak_rss_mb(train_dir: Path, val: Path, out: Path, budget_mb: int = 64) -> 
     code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
             "print(r.stdout[-3000:], r.stderr[-3000:], file=sys.stderr); "
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Few malloc arenas: the peak then measures what the data costs, not how many threads happened to
+    # allocate at once on a busy machine (a run beside another job once grew 59 MB of arenas).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_ARENA_MAX": "2"}
     p = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "facerec.cli", *args], env=env,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr

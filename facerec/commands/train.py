@@ -72,8 +72,12 @@ def _pairs(items: list[str], what: str) -> dict:
 
 
 def _scalar(v: str):
+    """YAML's reading of a value, except YAML 1.1's on/off/yes/no: `cache=off` means the word (a
+    boolean key still takes it, the typed config reads those words as booleans)."""
     import yaml
 
+    if v.strip().lower() in ("on", "off", "yes", "no"):
+        return v.strip()
     return yaml.safe_load(v)
 
 
@@ -104,6 +108,8 @@ def run(args) -> int:
     summary = run_job(build_config(args), progress=progress_on(args))
     if "exit_code" in summary:  # --eval or --folds: they print their own results
         return summary["exit_code"]
+    if not summary:  # a rank other than 0 of a distributed run: rank 0 reports
+        return 0
     best = summary.get("best_metrics")
     if best:
         print(f"done: {summary['epochs']} epochs | best val EER {best['eer']:.2f}% (epoch {summary['best_epoch']}) | "

@@ -31,6 +31,16 @@ class PairList:
     def has_labels(self) -> bool:
         return bool(len(self.labels)) and bool((self.labels != UNKNOWN_LABEL).all())
 
+    def subset_folds(self, folds) -> PairList:
+        """The pairs of these folds only (View 2's fold column)."""
+        if self.folds is None:
+            raise ValueError(f"{self.source}: no fold column")
+        keep = np.isin(self.folds, list(folds))
+        idx = np.flatnonzero(keep)
+        return PairList(self.root, self.labels[keep], [self.path1[i] for i in idx], [self.path2[i] for i in idx],
+                        self.folds[keep], source=self.source,
+                        label_text=None if self.label_text is None else [self.label_text[i] for i in idx])
+
     def unique_paths(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Each image once, plus the index of path1/path2 into that list."""
         uniq = sorted(set(self.path1) | set(self.path2))

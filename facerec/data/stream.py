@@ -70,8 +70,8 @@ class Batches(Dataset):
         return len(self.faces)
 
     def __getitem__(self, item):
-        epoch, step, idx = item
-        x = self.transform(self.faces.get(idx), step_generator(self.seed, epoch, step))
+        epoch, step, idx, *share = item  # share: (offset, total) of this rank's slice of a global batch
+        x = self.transform(self.faces.get(idx), step_generator(self.seed, epoch, step), *share)
         if self.labels is None:
             return x
         return x, self.labels[torch.as_tensor(np.asarray(idx, dtype=np.int64))]
@@ -80,8 +80,8 @@ class Batches(Dataset):
 class Plan:
     """The sampler the DataLoader iterates: this epoch's batches, from step `start`, `len` honest."""
 
-    def __init__(self, batches: list, epoch: int, start: int = 0, stop: int | None = None):
-        self.batches, self.epoch = batches, epoch
+    def __init__(self, batches: list, epoch: int, start: int = 0, stop: int | None = None, share=None):
+        self.batches, self.epoch, self.share = batches, epoch, share
         self.start, self.stop = start, len(batches) if stop is None else min(stop, len(batches))
 
     def __len__(self) -> int:
@@ -89,7 +89,15 @@ class Plan:
 
     def __iter__(self):
         for step in range(self.start, self.stop):
-            yield self.epoch, step, self.batches[step]
+            if self.share is None:
+                yield self.epoch, step, self.batches[step]
+            else:  # (k, world): this rank's identity groups of the global batch, and where they sit in it
+                yield self.epoch, step, *self.share_of(self.batches[step])
+
+    def share_of(self, batch):
+        from ..distributed import share
+
+        return share(batch, *self.share)
 
 
 def sequential_plan(n: int, batch_size: int) -> Plan:

@@ -185,12 +185,18 @@ class BatchTransform:
         self._mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
         self._std = torch.tensor(pre.std).view(1, 3, 1, 1)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0,
+                 total: int | None = None) -> torch.Tensor:
+        """`offset`/`total`: x is rows [offset, offset + B) of a global batch of `total` (a distributed
+        rank's share); every draw is made for the whole global batch and sliced, so each image gets
+        the augmentation it would get in one process."""
         b, _, r, _ = x.shape
+        total = b if total is None else total
+        sl = slice(offset, offset + b)
         s = self.pre.input_size
         if self.crop and r > s:
-            oy = torch.randint(0, r - s + 1, (b,), generator=generator)
-            ox = torch.randint(0, r - s + 1, (b,), generator=generator)
+            oy = torch.randint(0, r - s + 1, (total,), generator=generator)[sl]
+            ox = torch.randint(0, r - s + 1, (total,), generator=generator)[sl]
             base = torch.arange(s)
             rows = (oy[:, None] + base).to(x.device)
             cols = (ox[:, None] + base).to(x.device)
@@ -201,12 +207,15 @@ class BatchTransform:
             o = (r - s) // 2
             x = x[:, :, o : o + s, o : o + s]
         if self.flip:
-            flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+            flip = (torch.rand(total, generator=generator) < 0.5)[sl].to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if self.ops is not None:
-            seed = int(torch.randint(2**62, (1,), generator=generator))
-            with torch.random.fork_rng(devices=[]):  # v2 draws from the global RNG: seed it from ours
-                torch.manual_seed(seed)
-                x = torch.stack([self.ops(img) for img in x])
+            seeds = torch.randint(2**62, (total,), generator=generator)[sl].tolist()
+            with torch.random.fork_rng(devices=[]):  # v2 draws from the global RNG: seed it from ours, per image
+                out = []
+                for img, seed in zip(x, seeds):
+                    torch.manual_seed(seed)
+                    out.append(self.ops(img))
+                x = torch.stack(out)
         x = x.float().div_(255)
         return (x - self._mean.to(x.device)) / self._std.to(x.device)

@@ -19,7 +19,7 @@ from . import stats
 
 # Keys that differ between any two runs without being the experiment.
 NOT_THE_EXPERIMENT = {"seed", "run_dir", "tag", "hypothesis", "out", "resume", "val", "val_root", "data_root",
-                      "workers", "device", "output", "test_list", "eval_only"}
+                      "workers", "device", "output", "test_list", "eval_only", "dist_timeout", "log_steps"}
 
 
 @dataclass

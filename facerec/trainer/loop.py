@@ -11,24 +11,24 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import budget, checkpoint
+from .. import budget
 from .. import config as config_mod
 from .. import device as devices
-from ..data.stream import Batches, Plan, make_loader, sequential_plan, step_generator
+from .. import distributed as D
+from ..data.stream import Batches, Plan, make_loader, step_generator
 from ..data.transforms import BatchTransform, geometry_note
 from ..errors import DataError, FacerecError
-from ..metric_keys import TAR_KEYS, upgrade_row
+from ..metric_keys import TAR_KEYS
 from ..optim import build_optimizer, build_scheduler
+from . import checkpoints, parallel, records, state
 from . import data as prep
-from . import records, state
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
-from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything, set_rng_state
+from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything
 
 LOG = logging.getLogger("facerec.train")
 
@@ -39,8 +39,11 @@ class Trainer:
 
     def __init__(self, cfg, *, progress: bool = True, log=None, on_epoch=None):
         self.cfg = cfg
-        self.progress = progress
+        self.world = D.from_env()  # torchrun's ranks; one plain process otherwise
+        self.progress = progress and self.world.is_main
         self.log = log or LOG.info  # through `logging`: a library user quiets or redirects it
+        if not self.world.is_main:  # rank 0 speaks and writes for the job
+            self.log = lambda *_a, **_k: None
         self.on_epoch = on_epoch
 
     # --- setup ---------------------------------------------------------------------------
@@ -59,8 +62,12 @@ class Trainer:
         if cfg.mix != "none" and not is_classifier(self.loss_probe):
             raise FacerecError(f"mix={cfg.mix} needs a classifier loss (softmax, arcface, cosface, ...): a mixed image "
                                f"has no identity for {cfg.loss} to compare")
-        self.data = load_data(cfg, self.log)
         self.device = devices.resolve(cfg.device)
+        if self.world.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+            torch.cuda.set_device(self.device)
+        D.init(self.world, self.device, cfg.dist_timeout)
+        self.data = load_data(cfg, self.log)
 
     def _loss_kwargs(self, num_classes: int) -> dict:
         kw = {"embedding_dim": self.cfg.embedding_dim, "num_classes": num_classes, **self.cfg.loss_options}
@@ -80,6 +87,7 @@ class Trainer:
         self.loss.to(self.device)
         # Training steps may run compiled; checkpoints and validation use the eager module (same weights).
         self.train_model = self.model if cfg.compile == "off" else torch.compile(self.model, backend=cfg.compile)
+        parallel.setup(self)
 
         from ..sampling import PKSampler
 
@@ -95,78 +103,18 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.epoch = 0
         self.best = {"eer": math.inf, "epoch": -1}
+        self.step_log, self.ddp = None, None
         self.history: list[dict] = []
         self.stale = 0
-
-    def load_weights(self) -> None:
-        cfg = self.cfg
-        if cfg.resume:
-            if cfg.initial_model or cfg.finetune_from:
-                self.log(f"--resume wins: ignoring --initial-model/--finetune-from ({cfg.initial_model or cfg.finetune_from}); "
-                         "the resumed checkpoint restores weights, optimiser and epoch")
-            return
-        src = cfg.finetune_from or cfg.initial_model
-        if cfg.finetune_from and cfg.initial_model:
-            self.log(f"--finetune-from wins over --initial-model: loading {cfg.finetune_from}")
-        if src:
-            ckpt = checkpoint.load(src)
-            checkpoint.load_model_weights(self.model, ckpt["model"]["state_dict"], src)
-            loss_state = (ckpt.get("loss") or {}).get("state_dict") or {}
-            if cfg.initial_model and not cfg.finetune_from and loss_state:
-                # face_trainer's --initial_model restores the classifier too when it fits.
-                try:
-                    checkpoint.load_model_weights(self.loss, loss_state, src)
-                except FacerecError as exc:
-                    self.log(f"classifier not restored, it starts fresh: {exc}")
-            self.log(f"loaded weights from {src}" + (" (new classifier for the new identities)" if cfg.finetune_from else ""))
-
-    def resume(self) -> None:
-        path = Path(self.cfg.resume)
-        path = path / "last.pt" if path.is_dir() else path
-        ckpt = checkpoint.load(path)
-        if ckpt.get("format") != checkpoint.FORMAT or "optimizer" not in ckpt:
-            raise FacerecError(f"{path}: not a facerec training checkpoint (use --initial-model for weights only)")
-        checkpoint.load_model_weights(self.model, ckpt["model"]["state_dict"], str(path))
-        checkpoint.load_model_weights(self.loss, ckpt["loss"]["state_dict"], str(path))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        self.epoch = int(ckpt["epoch"])
-        self.best = dict(ckpt["best"])
-        self.stale = int(ckpt["stale"])
-        self.history = [upgrade_row(r) for r in ckpt["history"]]  # a run from before metric_keys
-        self.log(f"resumed {path} at epoch {self.epoch}")
-
-    # --- checkpoints -----------------------------------------------------------------------
-
-    def payload(self) -> dict:
-        from facerec import losses
-
-        return {
-            "model": {"name": self.cfg.model, "kwargs": model_kwargs(self.cfg), "state_dict": self.model.state_dict()},
-            "loss": {"name": self.cfg.loss, "kwargs": dict(self.cfg.loss_options), "state_dict": self.loss.state_dict()},
-            "normalize_test": bool(self.loss.normalize_test),
-            "preprocess": self.pre.to_dict(),
-            "config": self.cfg.to_dict(),
-            "classes": list(self.data.train.classes),
-            "epoch": self.epoch,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": state.rng_state(),
-            "best": dict(self.best),
-            "stale": self.stale,
-            "history": list(self.history),
-            "loss_description": losses.describe(self.loss) if hasattr(losses, "describe") else {},
-        }
 
     # --- the loop --------------------------------------------------------------------------
 
     def train_epoch(self) -> dict:
         cfg, dev = self.cfg, self.device
         self.sampler.set_epoch(self.epoch)
-        plan = Plan(self.sampler.batches(), self.epoch, stop=self.steps_per_epoch)
+        batches = self.sampler.batches()
+        plan = Plan(batches, self.epoch, stop=self.steps_per_epoch,
+                    share=(cfg.per_class, self.world) if self.world.enabled else None)
         loader = make_loader(self.train_batches, plan, workers=self.train_workers, device=dev)
         self.model.train()
         self.loss.train()
@@ -185,11 +133,15 @@ class Trainer:
                 from ..data.augment import mix_batch
 
                 x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.epoch, step, stream=1))
+            n_global, stats, lr = len(batches[step]), None, self.optimizer.param_groups[0]["lr"]
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                emb = self.train_model(x)
-                loss = self.loss(emb.float(), y)
-                if perm is not None:
-                    loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
+                if self.ddp is not None:  # several processes: this rank's share of the global batch
+                    loss, lv, stats = parallel.step_loss(self, x, y, n_global)
+                else:
+                    emb = self.train_model(x)
+                    loss = self.loss(emb.float(), y)
+                    if perm is not None:
+                        loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
             if fault("NAN_AT_STEP", self.scheduler.last_epoch + 1):
                 loss = loss * float("nan")
             if not torch.isfinite(loss):
@@ -203,13 +155,16 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()
             fault_injection(self.scheduler.last_epoch)
-            lv = loss.item()
-            sums["loss"] += lv * len(y)
-            sums["n"] += len(y)
-            for k, v in self.loss.stats.items():
-                stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * len(y)
+            if stats is None:
+                lv, stats = loss.item(), self.loss.stats
+            sums["loss"] += lv * n_global
+            sums["n"] += n_global
+            for k, v in stats.items():
+                stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * n_global
+            if self.step_log is not None:
+                self.step_log.append((self.scheduler.last_epoch, self.epoch + 1, step + 1, lv, lr))
             if step == 0:
-                t_after_first, n_first = time.perf_counter(), len(y)
+                t_after_first, n_first = time.perf_counter(), n_global
             if self.first_step_seconds is None:
                 self.first_step_seconds = time.perf_counter() - self.t_fit
                 self.log(f"first step done {self.first_step_seconds:.1f}s after the run started")
@@ -239,9 +194,13 @@ class Trainer:
         from ..evaluate import cosine_scores, embed_batches
         from ..metrics import compute_all
 
-        loader = make_loader(self.val_batches, sequential_plan(len(self.val_batches.faces), 256),
-                             workers=self.val_workers, device=self.device)
+        D.sync_buffers(self.model, self.world)  # per-rank BatchNorm stats: every rank embeds with rank 0's
+        lo, hi = D.split_range(len(self.val_batches.faces), self.world)  # each rank embeds its share of the images
+        plan = Plan([np.arange(i, min(hi, i + 256)) for i in range(lo, hi, 256)], epoch=0)
+        loader = make_loader(self.val_batches, plan, workers=self.val_workers, device=self.device)
         emb = embed_batches(self.model, loader, device=self.device, tta=self.cfg.tta)
+        if self.world.enabled:
+            emb = D.gather_rows(emb.to(self.device), D.counts_of(len(emb), self.world, self.device)).cpu()
         scores = cosine_scores(emb, i1, i2)
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
 
@@ -251,10 +210,12 @@ class Trainer:
         self.first_step_seconds = None
         self.prepare()
         self.build()
-        self.load_weights()
-        state.open_run_dir(self)
+        checkpoints.load_weights(self)
+        if self.world.is_main:
+            state.open_run_dir(self)
+        self.run_dir = D.broadcast(getattr(self, "run_dir", None), self.world)
         if cfg.resume:
-            self.resume()
+            checkpoints.resume(self)
         self.log(f"run: {self.run_dir}")
         self.log(budget.describe_model(self.model, self.loss))
         train = self.data.train
@@ -269,7 +230,9 @@ class Trainer:
             uniq, i1, i2 = self.data.val.unique_paths()
             faces, self.val_workers = prep.faces(self, "val", self.data.val.root, uniq, None)
             self.val_batches = Batches(faces, BatchTransform(self.pre, train=False))
-        tb = records.tensorboard(self.run_dir)
+        tb = records.tensorboard(self.run_dir) if self.world.is_main else None
+        self.step_log = [] if cfg.log_steps else None
+        parallel.wrap(self)
         last_scores = None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -290,16 +253,17 @@ class Trainer:
                     else:
                         self.stale += cfg.test_interval
                 self.history.append(row)
-                records.log_epoch(self, row, tb)
+                if self.world.is_main:
+                    records.log_epoch(self, row, tb)
                 if self.on_epoch is not None:
                     self.on_epoch(row)
-                payload = self.payload()
-                self._save("last.pt", payload)
+                payload = checkpoints.payload(self)
+                checkpoints.save(self, "last.pt", payload)
                 if self.best["epoch"] == self.epoch:
                     # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
-                    self._save("best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
+                    checkpoints.save(self, "best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
                                            **records.deployment(self.best.get("metrics"), last_scores, self.data.val)})
-                    if last_scores is not None:
+                    if last_scores is not None and self.world.is_main:
                         records.write_scores(self, last_scores)
                 if cfg.patience and self.stale >= cfg.patience:
                     self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.stale} epochs")
@@ -316,11 +280,6 @@ class Trainer:
             restore()
             if tb is not None:
                 tb.close()
-        return records.finish(self)
-
-    def _save(self, name: str, payload: dict) -> None:
-        try:
-            checkpoint.save(self.run_dir / name, payload)
-        except OSError as exc:  # written to a temporary name first: the previous file is intact
-            raise DataError(f"cannot write {self.run_dir / name} ({exc.strerror or exc}); the previous {name}, if "
-                            "any, is kept") from None
+        summary = records.finish(self) if self.world.is_main else {}
+        D.barrier(self.world)
+        return summary

@@ -25,7 +25,27 @@ def tensorboard(run_dir: Path):
     return SummaryWriter(log_dir=str(run_dir / "tb"))
 
 
+def log_steps(t) -> None:
+    """steps.csv (--log-steps): one row per optimiser step. Rows of a step being redone after a
+    resume replace the earlier ones, so the file never holds a step twice."""
+    if not t.step_log:
+        return
+    path = t.run_dir / "steps.csv"
+    first = t.step_log[0][0]
+    old = []
+    if path.is_file():
+        with open(path) as fh:
+            old = [r for r in csv.reader(fh)][1:]
+    rows = [r for r in old if int(r[0]) < first] + [list(r) for r in t.step_log]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["global_step", "epoch", "step", "loss", "lr"])
+        w.writerows(rows)
+    t.step_log.clear()
+
+
 def log_epoch(t, row: dict, tb) -> None:
+    log_steps(t)
     keys = list(dict.fromkeys(k for r in t.history for k in r))
     with atomic_path(t.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)

@@ -1,0 +1,92 @@
+"""Weights in and out of a run: --initial-model / --finetune-from, --resume, the checkpoint payload
+(a sharded classifier is saved whole), and the atomic writes (rank 0 only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import checkpoint
+from ..errors import DataError, FacerecError
+from ..metric_keys import upgrade_row
+from . import parallel, state
+from .data import model_kwargs
+from .state import set_rng_state
+
+
+def load_weights(t) -> None:
+    cfg = t.cfg
+    if cfg.resume:
+        if cfg.initial_model or cfg.finetune_from:
+            t.log(f"--resume wins: ignoring --initial-model/--finetune-from ({cfg.initial_model or cfg.finetune_from}); "
+                     "the resumed checkpoint restores weights, optimiser and epoch")
+        return
+    src = cfg.finetune_from or cfg.initial_model
+    if cfg.finetune_from and cfg.initial_model:
+        t.log(f"--finetune-from wins over --initial-model: loading {cfg.finetune_from}")
+    if src:
+        ckpt = checkpoint.load(src)
+        checkpoint.load_model_weights(t.model, ckpt["model"]["state_dict"], src)
+        loss_state = (ckpt.get("loss") or {}).get("state_dict") or {}
+        if cfg.initial_model and not cfg.finetune_from and loss_state:
+            # face_trainer's --initial_model restores the classifier too when it fits.
+            try:
+                checkpoint.load_model_weights(t.loss, loss_state, src)
+            except FacerecError as exc:
+                t.log(f"classifier not restored, it starts fresh: {exc}")
+        t.log(f"loaded weights from {src}" + (" (new classifier for the new identities)" if cfg.finetune_from else ""))
+
+def resume(t) -> None:
+    path = Path(t.cfg.resume)
+    path = path / "last.pt" if path.is_dir() else path
+    ckpt = checkpoint.load(path)
+    if ckpt.get("format") != checkpoint.FORMAT or "optimizer" not in ckpt:
+        raise FacerecError(f"{path}: not a facerec training checkpoint (use --initial-model for weights only)")
+    checkpoint.load_model_weights(t.model, ckpt["model"]["state_dict"], str(path))
+    parallel.load_loss_state(t, ckpt["loss"]["state_dict"], str(path))
+    parallel.load_optimizer_state(t, ckpt["optimizer"])
+    ranks = int(ckpt.get("world_size", 1))
+    if ranks != t.world.size:
+        t.log(f"note: {path} was written by {ranks} process(es), this run has {t.world.size}: the global "
+                 "batches are the same, so it continues the same run (up to float rounding)")
+    t.scheduler.load_state_dict(ckpt["scheduler"])
+    t.scaler.load_state_dict(ckpt["scaler"])
+    set_rng_state(ckpt["rng"])
+    t.epoch = int(ckpt["epoch"])
+    t.best = dict(ckpt["best"])
+    t.stale = int(ckpt["stale"])
+    t.history = [upgrade_row(r) for r in ckpt["history"]]  # a run from before metric_keys
+    t.log(f"resumed {path} at epoch {t.epoch}")
+
+
+def payload(t) -> dict:
+    from facerec import losses
+
+    return {
+        "model": {"name": t.cfg.model, "kwargs": model_kwargs(t.cfg), "state_dict": t.model.state_dict()},
+        "loss": {"name": t.cfg.loss, "kwargs": dict(t.cfg.loss_options),
+                 "state_dict": parallel.full_loss_state(t)},
+        "normalize_test": bool(t.loss.normalize_test),
+        "preprocess": t.pre.to_dict(),
+        "config": t.cfg.to_dict(),
+        "classes": list(t.data.train.classes),
+        "epoch": t.epoch,
+        "optimizer": parallel.full_optimizer_state(t),
+        "world_size": t.world.size,
+        "scheduler": t.scheduler.state_dict(),
+        "scaler": t.scaler.state_dict(),
+        "rng": state.rng_state(),
+        "best": dict(t.best),
+        "stale": t.stale,
+        "history": list(t.history),
+        "loss_description": losses.describe(t.loss) if hasattr(losses, "describe") else {},
+    }
+
+
+def save(t, name: str, payload: dict) -> None:
+    if not t.world.is_main:
+        return
+    try:
+        checkpoint.save(t.run_dir / name, payload)
+    except OSError as exc:  # written to a temporary name first: the previous file is intact
+        raise DataError(f"cannot write {t.run_dir / name} ({exc.strerror or exc}); the previous {name}, if "
+                        "any, is kept") from None
