@@ -54,6 +54,12 @@ def test_files_and_store_give_the_same_batches_with_any_workers(orl_dir):
     # Another epoch draws other crops for the same indices.
     other = _batches(StoredFaces(store), pre, train.labels)[(4, 2, plan.batches[2])]
     assert not torch.equal(other[0], ref[2][0])
+    # The trainer's uint8 hand-off (normalised by the consumer, on its device) gives the same floats.
+    raw = Batches(StoredFaces(store), BatchTransform(pre, train=True, augment="medium"), train.labels, seed=11,
+                  uint8=True)
+    x8, y8 = raw[(3, 2, plan.batches[2])]
+    assert x8.dtype == torch.uint8 and torch.equal(y8, ref[2][1])
+    assert torch.equal(raw.transform.normalize(x8), ref[2][0])
 
 
 def test_disk_mode_is_memory_mapped_and_equal_to_ram(orl_dir):

@@ -60,10 +60,11 @@ class StoredFaces:
 
 
 class Batches(Dataset):
-    """Item `(epoch, step, indices)` -> (normalised float batch, labels)."""
+    """Item `(epoch, step, indices)` -> (normalised float batch, labels); with `uint8` the batch stays
+    uint8 (cropped, flipped, augmented) and `transform.normalize` is applied by the consumer, on its device."""
 
-    def __init__(self, faces, transform: BatchTransform, labels=None, seed: int = 0):
-        self.faces, self.transform, self.seed = faces, transform, seed
+    def __init__(self, faces, transform: BatchTransform, labels=None, seed: int = 0, uint8: bool = False):
+        self.faces, self.transform, self.seed, self.uint8 = faces, transform, seed, uint8
         self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
 
     def __len__(self) -> int:  # items come from the plan, not from an index range
@@ -71,7 +72,7 @@ class Batches(Dataset):
 
     def __getitem__(self, item):
         epoch, step, idx, *share = item  # share: (offset, total) of this rank's slice of a global batch
-        x = self.transform(self.faces.get(idx), step_generator(self.seed, epoch, step), *share)
+        x = self.transform(self.faces.get(idx), step_generator(self.seed, epoch, step), *share, normalize=not self.uint8)
         if self.labels is None:
             return x
         return x, self.labels[torch.as_tensor(np.asarray(idx, dtype=np.int64))]

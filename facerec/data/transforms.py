@@ -186,7 +186,7 @@ class BatchTransform:
         self._std = torch.tensor(pre.std).view(1, 3, 1, 1)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, offset: int = 0,
-                 total: int | None = None) -> torch.Tensor:
+                 total: int | None = None, normalize: bool = True) -> torch.Tensor:
         """`offset`/`total`: x is rows [offset, offset + B) of a global batch of `total` (a distributed
         rank's share); every draw is made for the whole global batch and sliced, so each image gets
         the augmentation it would get in one process."""
@@ -217,5 +217,10 @@ class BatchTransform:
                     torch.manual_seed(seed)
                     out.append(self.ops(img))
                 x = torch.stack(out)
+        return self.normalize(x) if normalize else x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 -> the network's float input; where it runs (a worker, or the GPU after a uint8 copy:
+        a quarter of the bytes between processes and over PCIe) does not change the numbers."""
         x = x.float().div_(255)
         return (x - self._mean.to(x.device)) / self._std.to(x.device)

@@ -126,7 +126,8 @@ class Trainer:
         bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not self.progress, leave=False)
         for step, (x, y) in enumerate(loader):
-            x = x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            x = self.train_batches.transform.normalize(x.to(dev, non_blocking=True))  # uint8 until here
+            x = x.contiguous(memory_format=torch.channels_last)
             y = y.to(dev, non_blocking=True)
             perm = None
             if cfg.mix != "none":
@@ -198,7 +199,9 @@ class Trainer:
         lo, hi = D.split_range(len(self.val_batches.faces), self.world)  # each rank embeds its share of the images
         plan = Plan([np.arange(i, min(hi, i + 256)) for i in range(lo, hi, 256)], epoch=0)
         loader = make_loader(self.val_batches, plan, workers=self.val_workers, device=self.device)
-        emb = embed_batches(self.model, loader, device=self.device, tta=self.cfg.tta)
+        norm = self.val_batches.transform.normalize
+        emb = embed_batches(self.model, (norm(x.to(self.device, non_blocking=True)) for x in loader),
+                            device=self.device, tta=self.cfg.tta)
         if self.world.enabled:
             emb = D.gather_rows(emb.to(self.device), D.counts_of(len(emb), self.world, self.device)).cpu()
         scores = cosine_scores(emb, i1, i2)
@@ -224,12 +227,12 @@ class Trainer:
             self.log(f"note: {note}")
         faces, self.train_workers = prep.faces(self, "train", train.root, train.paths, train.stats)
         self.train_batches = Batches(faces, BatchTransform(self.pre, train=True, augment=cfg.augment), train.labels,
-                                     seed=cfg.seed)
+                                     seed=cfg.seed, uint8=True)
         i1 = i2 = None
         if self.data.val is not None:
             uniq, i1, i2 = self.data.val.unique_paths()
             faces, self.val_workers = prep.faces(self, "val", self.data.val.root, uniq, None)
-            self.val_batches = Batches(faces, BatchTransform(self.pre, train=False))
+            self.val_batches = Batches(faces, BatchTransform(self.pre, train=False), uint8=True)
         tb = records.tensorboard(self.run_dir) if self.world.is_main else None
         self.step_log = [] if cfg.log_steps else None
         parallel.wrap(self)
