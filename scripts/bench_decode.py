@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -18,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlog import append  # noqa: E402
+from benchlog import append, median_seconds  # noqa: E402
 
 from facerec.data.transforms import Preprocess, load_face, load_faces  # noqa: E402
 
@@ -37,15 +35,6 @@ def pil_face(path: str, pre: Preprocess) -> torch.Tensor:
         out = img.resize((pre.resize_to,) * 2, Image.BILINEAR, box=(left, top, left + side, top + side))
         return torch.from_numpy(__import__("numpy").asarray(out).copy()).permute(2, 0, 1)
 
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -67,7 +56,7 @@ def main() -> None:
              "|---:|---:|---:|---:|---:|"]
     for size in map(int, args.sizes.split(",")):
         pre = Preprocess(input_size=size)
-        rates = [len(paths) / timed(fn, args.repeats) for fn in (
+        rates = [len(paths) / median_seconds(fn, args.repeats) for fn in (
             lambda pre=pre: [pil_face(p, pre) for p in paths],
             lambda pre=pre: [load_face(p, pre) for p in paths],
             lambda pre=pre: [load_faces(paths[i : i + 64], pre) for i in range(0, len(paths), 64)])]

@@ -5,10 +5,8 @@ Also the preprocessing alone (decode, face crop, resize, normalise), which both 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlog import append  # noqa: E402
+from benchlog import append, median_seconds  # noqa: E402
 
 from facerec import models  # noqa: E402
 from facerec.api import FaceModel, load, load_onnx  # noqa: E402
@@ -26,16 +24,6 @@ from facerec.data.transforms import Preprocess  # noqa: E402
 from facerec.dataroot import resolve  # noqa: E402
 from facerec.export import export  # noqa: E402
 from facerec.images import folder_images  # noqa: E402
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: first-call allocations, onnxruntime's graph optimisation
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -59,10 +47,10 @@ def main() -> None:
         check = export(m, "onnx", Path(tmp) / "m.onnx", check_images=paths[:16])
         o = load_onnx(Path(tmp) / "m.onnx")
         kw = dict(batch_size=args.batch_size, workers=0, progress=False)
-        t_pre = timed(lambda: [m._prepare(paths[i : i + args.batch_size]) for i in range(0, len(paths), args.batch_size)],
+        t_pre = median_seconds(lambda: [m._prepare(paths[i : i + args.batch_size]) for i in range(0, len(paths), args.batch_size)],
                       args.repeats)
-        t_torch = timed(lambda: m.embed(paths, **kw), args.repeats)
-        t_onnx = timed(lambda: o.embed(paths, **kw), args.repeats)
+        t_torch = median_seconds(lambda: m.embed(paths, **kw), args.repeats)
+        t_onnx = median_seconds(lambda: o.embed(paths, **kw), args.repeats)
         diff = float(np.abs(m.embed(paths[:64], **kw) - o.embed(paths[:64], **kw)).max())
     n = len(paths)
     lines = [

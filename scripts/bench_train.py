@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -16,7 +15,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlog import append
+from benchlog import append, median_seconds
 
 from facerec import config
 from facerec.trainer import Trainer
@@ -31,15 +30,6 @@ def trainer_for(model: str, input_size: int, batch: int, device: str, amp: str) 
     t.build()
     return t
 
-
-def timed_steps(step, n: int) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def measure(model: str, input_size: int, batch: int, steps: int, device: str, amp: str) -> dict:
@@ -90,8 +80,8 @@ def measure(model: str, input_size: int, batch: int, steps: int, device: str, am
 
     results = {}
     for _ in range(2):  # interleave so machine noise hits both alike
-        results.setdefault("pure", []).append(len(idx0) / timed_steps(pure, steps))
-        results.setdefault("e2e", []).append(len(idx0) / timed_steps(end_to_end, steps))
+        results.setdefault("pure", []).append(len(idx0) / median_seconds(pure, steps))
+        results.setdefault("e2e", []).append(len(idx0) / median_seconds(end_to_end, steps))
     pure_ips, e2e_ips = statistics.median(results["pure"]), statistics.median(results["e2e"])
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
     return {"model": model, "input": input_size, "batch": len(idx0), "pure": pure_ips, "e2e": e2e_ips,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -15,6 +16,18 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = ("# Benchmarks\n\nEach `scripts/bench_*.py` appends its measured figures here (newest last), with the command, "
           "commit and machine. Medians of repeats measured in one run; this machine is shared and noisy.\n")
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of `repeats` calls of fn, after one untimed warm-up call (first-call
+    allocations, lazy initialisation, graph optimisation)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def commit() -> str:
