@@ -16,7 +16,7 @@ QUICK  ?=
 SEEDS  ?=
 NPROC  ?=
 
-.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp lfw-view2 clean experiments report
+.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-demo lfw-view2 clean experiments report
 
 setup: $(STAMP)
 
@@ -92,3 +92,7 @@ bench-scale: $(STAMP)
 # 1 process x 2 threads vs 2 processes x 1 thread (torchrun), same steps: the collectives' cost.
 bench-ddp: $(STAMP)
 	$(PY) scripts/bench_ddp.py $(ARGS)
+
+# `make demo` over seeds 42, 123, 456 (~30 min on 2 cores): the figure README quotes, beside it.
+bench-demo: $(STAMP)
+	$(PY) scripts/bench_demo.py $(ARGS)

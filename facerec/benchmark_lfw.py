@@ -68,12 +68,13 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
 
     fold_dir = out / f"fold{k:02d}"
     done = fold_dir / "fold.json"
-    if done.is_file():
-        log.info("fold %d: finished earlier (%s)", k, done)
-        return json.loads(done.read_text())
     cfg = copy.deepcopy(base_cfg)
     cfg.train, cfg.root, cfg.val, cfg.test_list = str(train_dir / f"view2_train_fold{k:02d}.txt"), None, None, None
     cfg.run_dir, cfg.resume = str(fold_dir / "run"), None
+    _check_same_recipe(cfg, fold_dir)
+    if done.is_file():
+        log.info("fold %d: finished earlier (%s)", k, done)
+        return json.loads(done.read_text())
     if (fold_dir / "run" / "last.pt").is_file() and not is_finished(fold_dir / "run"):
         cfg.resume = str(fold_dir / "run")
     if not is_finished(fold_dir / "run"):
@@ -88,6 +89,28 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     write_text(done, json.dumps(result))
     log.info("fold %d: accuracy %.2f%% at threshold %.4f (chosen on the other folds' pairs)", k, acc, thr)
     return result
+
+
+# Keys that change how a fold runs, not what it learns: a fold may be resumed or reused across them.
+RUN_ONLY_KEYS = ("train", "root", "val", "val_root", "test_list", "run_dir", "workers", "device", "cache",
+                 "cache_budget_mb", "dist_timeout", "log_steps", "out", "tag", "hypothesis", "data_root", "resume",
+                 "initial_model")
+
+
+def _check_same_recipe(cfg, fold_dir: Path) -> None:
+    """A fold trained (or half-trained) with another recipe is never reused: `--set epochs=20`
+    keeps the default results folder, so its old folds would silently stand in for new ones."""
+    import yaml
+
+    saved = fold_dir / "run" / "config.yaml"
+    if not saved.is_file():
+        return
+    before, now = yaml.safe_load(saved.read_text()) or {}, cfg.to_dict()
+    keys = sorted(k for k in set(before) | set(now) if k not in RUN_ONLY_KEYS and before.get(k) != now.get(k))
+    if keys:
+        diff = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys[:6])
+        raise FacerecError(f"{saved}: this fold was trained with another recipe ({diff}); use --out for a new "
+                           f"results folder, or delete {fold_dir} to retrain it")
 
 
 def _check_no_leak(cfg, pairs, k: int) -> None:

@@ -55,3 +55,10 @@ def test_one_fold_trains_on_the_other_folds_people_and_thresholds_without_the_fo
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines()[-1] == first.splitlines()[-1]
     assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
+    # Another recipe into the same folder is refused, naming the key, instead of reusing the fold.
+    other = [a.replace("epochs=1", "epochs=2") for a in argv] + ["--set", "workers=1"]
+    capsys.readouterr()
+    assert main(other) != 0
+    assert "fold03/run/config.yaml: this fold was trained with another recipe (epochs: 1 -> 2)" in capsys.readouterr().err
+    assert main(argv + ["--set", "workers=1"]) == 0  # a run-only key changes nothing learnt: reused
+    assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp

@@ -12,12 +12,13 @@ from facerec.experiments import plan
 
 PHASES = plan.load_phases()
 EXPERIMENTS = sorted({e.preset for ph in PHASES.values() for e in ph.entries} - {plan.BASELINE})
+BASE = {e.preset: ph.base for ph in PHASES.values() for e in ph.entries}
 
 
 def test_every_phase_preset_exists_and_states_a_hypothesis():
     names = set(config.preset_names())
     for ph in PHASES.values():
-        assert ph.entries[0].preset == plan.BASELINE
+        assert ph.base == ph.entries[0].preset and ph.base in (plan.BASELINE, "demo", "demo_e6")
         for e in ph.entries:
             assert e.preset in names, f"phase {ph.name}: no preset {e.preset}"
             data, _ = config.read_preset(e.preset)
@@ -34,7 +35,7 @@ def test_phases_cover_the_plan():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_preset_builds_config_loss_and_model_under_budget(name):
-    cfg = config.load([plan.BASELINE, name])
+    cfg = config.load([BASE[name], name] if BASE[name] != name else [name])
     counts = budget.check_budget(cfg.model, embedding_dim=cfg.embedding_dim, input_size=cfg.input_size,
                                  budget=cfg.param_budget, scope=cfg.budget_scope, **cfg.model_options)
     assert counts["trunk_params"] <= config.DEFAULT_PARAM_BUDGET
@@ -70,3 +71,16 @@ def test_unknown_phase_and_preset_are_named():
         plan.get_phase("los")
     with pytest.raises(FacerecError, match=r"unknown preset 'arcface_s64_m5'.*arcface_s64_m05"):
         config.load(["arcface_s64_m5"])
+
+
+def test_a_phase_applies_its_experiments_on_its_own_baseline(tmp_path):
+    runs = plan.plan_phase(plan.get_phase("recipe"), seeds=[42], data={"train": "t.txt", "val": "v.csv"}, out=tmp_path,
+                           only=["recipe_k2_drop_e15"])
+    assert [r.preset for r in runs] == ["demo_e6", "recipe_k2_drop_e15"]
+    base, winner = (r.cfg.to_dict() for r in runs)
+    assert base["loss"] == winner["loss"] == "arcface" and base["input_size"] == winner["input_size"] == 64
+    assert (base["epochs"], winner["epochs"], winner["per_class"], winner["min_images"]) == (6, 15, 2, "drop")
+    # `make demo` is the winner of that phase, key for key (run bookkeeping aside).
+    demo = config.load(["demo"]).to_dict()
+    keys = set(demo) - {"train", "val", "seed", "run_dir", "tag", "hypothesis"}
+    assert {k: demo[k] for k in keys} == {k: winner[k] for k in keys}

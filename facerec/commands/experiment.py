@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import FacerecError
+from .common import add_progress, progress_on
 
 DEFAULT_SEEDS = "42,123,456"
 QUICK_SEEDS = "42,123"  # two seeds still give a std and a t-test
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
     r.add_argument("--keep-last", action="store_true",
                    help="keep each finished run's last.pt (optimiser state, to train on); default: only best.pt")
     r.add_argument("--no-report", dest="report", action="store_false", help="skip the phase report")
+    add_progress(r)
     r.set_defaults(func=run)
     ls = sp.add_parser("list", help="phases, their presets and hypotheses")
     ls.add_argument("phase", nargs="?")
@@ -98,12 +100,13 @@ def run(args) -> int:
                   f"{c.input_size}px {c.epochs} ep  {r.run_dir}")
         return 0
     index = Index(out)
-    failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force, keep_last=args.keep_last)
+    failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force, keep_last=args.keep_last,
+                       progress=progress_on(args))
     if args.report:
         from ..experiments.report import write_phase_report
 
         try:
-            print(f"report: {write_phase_report(index, phase.name, baseline=plan.BASELINE)}")
+            print(f"report: {write_phase_report(index, phase.name, baseline=phase.base)}")
         except FacerecError as exc:
             if not failed:
                 raise

@@ -37,6 +37,11 @@ class Phase:
     def presets(self) -> list[str]:
         return [e.preset for e in self.entries]
 
+    @property
+    def base(self) -> str:
+        """The phase's baseline preset; every experiment of the phase is applied on top of it."""
+        return self.entries[0].preset
+
 
 def load_phases() -> dict[str, Phase]:
     text = resources.files("facerec").joinpath("experiments", "phases.yaml").read_text()
@@ -106,7 +111,7 @@ def plan_phase(phase: Phase, *, seeds: list[int], data: dict[str, str], out: Pat
                                f"source does not provide")
         for seed in seeds:
             run_dir = out / phase.name / entry.preset / f"seed{seed}"
-            presets = [BASELINE] if entry.preset == BASELINE else [BASELINE, entry.preset]
+            presets = [phase.base] if entry.preset == phase.base else [phase.base, entry.preset]
             values = {"train": data[entry.data], "val": data["val"], "seed": seed, "run_dir": str(run_dir),
                       "tag": entry.preset}
             cfg = config_mod.load(presets + (["quick"] if quick else []), {**values, **(overrides or {})})

@@ -57,12 +57,12 @@ def check_unchanged(runs: list[Run]) -> None:
 
 
 def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: bool = False, keep_last: bool = False,
-              log=print) -> int:
+              log=print, progress: bool = False) -> int:
     """Returns the number of failed runs."""
     if not force:
         check_unchanged(runs)
     failed: set[str] = set()
-    bar = tqdm(runs, unit="run", desc=runs[0].phase if runs else "phase")
+    bar = tqdm(runs, unit="run", desc=runs[0].phase if runs else "phase", disable=not progress)
     for run in bar:
         bar.set_postfix_str(f"{run.preset} seed {run.seed}")
         fields = {"phase": run.phase, "preset": run.preset, "seed": run.seed, "data": data, "quick": quick}

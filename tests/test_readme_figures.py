@@ -1,0 +1,40 @@
+"""README quotes measured figures only: its `make demo` figure is the newest one
+scripts/bench_demo.py recorded in docs/benchmarks.md, over the seeds the guide names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURE = r"best View 1 EER \*\*(\d+\.\d+) ± (\d+\.\d+)%\*\*"
+
+
+def newest_entry(title: str) -> str:
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    entries = [e for e in doc.split("\n## ")[1:] if e.startswith(title)]
+    assert entries, f"docs/benchmarks.md holds no '{title}' entry: run scripts/bench_demo.py"
+    return entries[-1]
+
+
+def test_readme_demo_figure_is_the_newest_bench_demo_measurement():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### What `make demo` does and gets"):readme.index("## Everyday use")]
+    quoted = re.findall(FIGURE, section)
+    assert len(quoted) == 1, "README's demo section must quote exactly one 3-seed figure"
+    entry = newest_entry("make demo over seeds")
+    assert "- preset demo, seeds 42, 123, 456;" in entry
+    measured = re.search(r"- measured: " + FIGURE, entry)
+    assert measured, "the bench_demo entry lost its measured line"
+    assert quoted[0] == measured.groups(), f"README says {quoted[0]}, the newest measurement is {measured.groups()}"
+
+
+def test_readme_view2_figure_is_the_newest_recorded_run():
+    readme = (ROOT / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `demo_e6`") and "make lfw-view2" in line)
+    quoted = re.search(r"\| (\d+\.\d+) ± (\d+\.\d+) \| (\d+\.\d+) \|", row).groups()
+    entry = newest_entry("LFW View 2 (make lfw-view2)")
+    assert "- command: `make lfw-view2 PRESET=demo_e6`" in entry
+    acc = re.search(r"Accuracy: \*\*(\d+\.\d+)% \+- (\d+\.\d+)\*\*", entry).groups()
+    eer = re.search(r"Pooled test folds: EER (\d+\.\d+)%", entry).group(1)
+    assert quoted == (*acc, eer)
