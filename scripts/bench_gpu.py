@@ -19,21 +19,15 @@ import time
 from pathlib import Path
 
 import torch
+from benchlog import COURSE_IDENTITIES, deal_symlinks
 
 ROOT = Path(__file__).resolve().parents[1]
-IDENTITIES = 2882
+IDENTITIES = COURSE_IDENTITIES
 
 
 def build(images: Path, out: Path, n: int) -> Path:
     src = sorted(str(Path(d) / f) for d, _, fs in os.walk(images) for f in fs if f.lower().endswith(".jpg"))
-    base, extra = divmod(n, IDENTITIES)
-    pos = 0
-    for k in range(IDENTITIES):
-        ident = out / f"id{k:04d}"
-        ident.mkdir(parents=True)
-        for j in range(base + (k < extra)):
-            os.symlink(src[(pos + j) % len(src)], ident / f"{j:05d}.jpg")
-        pos += base + (k < extra)
+    deal_symlinks(out, n, lambda i: src[i % len(src)], IDENTITIES)
     return out
 
 

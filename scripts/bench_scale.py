@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from benchlog import append  # noqa: E402
+from benchlog import COURSE_IDENTITIES, append, deal_symlinks  # noqa: E402
 
-IDENTITIES = 2882
+IDENTITIES = COURSE_IDENTITIES
 
 
 def lfw_root(data_root: str | None) -> Path:
@@ -69,14 +69,7 @@ def build_set(out: Path, root: Path, n: int) -> Path:
         return d
     shutil.rmtree(d, ignore_errors=True)
     t = time.perf_counter()
-    base, extra = divmod(n, IDENTITIES)
-    pos = 0
-    for k in range(IDENTITIES):
-        ident = d / f"id{k:04d}"
-        ident.mkdir(parents=True)
-        for j in range(base + (k < extra)):
-            os.symlink(f"../../src/{(pos + j) % n_src}.jpg", ident / f"{j:05d}.jpg")
-        pos += base + (k < extra)
+    deal_symlinks(d, n, lambda i: f"../../src/{i % n_src}.jpg", IDENTITIES)
     (d / ".done").write_text(str(n))
     print(f"built {d} ({n} symlinks) in {time.perf_counter() - t:.0f}s", file=sys.stderr)
     return d

@@ -30,6 +30,22 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+COURSE_IDENTITIES = 2882  # the course's train1
+
+
+def deal_symlinks(out: Path, n: int, target, identities: int = COURSE_IDENTITIES) -> None:
+    """A course-shaped identity folder set without copying images: n symlinks dealt over
+    `identities` folders (out/id0000/00000.jpg ...), link i pointing at target(i)."""
+    base, extra = divmod(n, identities)
+    pos = 0
+    for k in range(identities):
+        ident = out / f"id{k:04d}"
+        ident.mkdir(parents=True)
+        for j in range(base + (k < extra)):
+            os.symlink(target(pos + j), ident / f"{j:05d}.jpg")
+        pos += base + (k < extra)
+
+
 def commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=DOC.parent)
