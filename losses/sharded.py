@@ -30,7 +30,9 @@ from .margin import NormalizedClassifierLoss
 class ShardedClassifier(FaceLoss):
     def __init__(self, inner: NormalizedClassifierLoss, lo: int, hi: int, world_size: int):
         super().__init__()
-        if not isinstance(inner, NormalizedClassifierLoss):
+        # Only a loss whose margin is all in bend(cos_y) can be split by class: AdaFace, MagFace and
+        # CurricularFace also read the feature norm or the other classes' cosines.
+        if not isinstance(inner, NormalizedClassifierLoss) or type(inner).forward is not NormalizedClassifierLoss.forward:
             raise FacerecError(f"--sharded-classifier needs a margin classifier (arcface, cosface, subcenter "
                                f"arcface), not {type(inner).__name__}")
         self.inner, self.lo, self.hi, self.world_size = inner, lo, hi, world_size
