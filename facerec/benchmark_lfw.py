@@ -61,6 +61,21 @@ def fold_scores(run_dir: Path, pairs, progress: bool) -> np.ndarray:
     return (e[i1] * e[i2]).sum(1).astype(np.float64)
 
 
+def fold_config(k: int, base_cfg, train_dir: Path, out: Path):
+    """Fold k's training config (the other nine folds' people), checked against what its folder holds."""
+    fold_dir = out / f"fold{k:02d}"
+    cfg = copy.deepcopy(base_cfg)
+    cfg.train, cfg.root, cfg.val, cfg.test_list = str(train_dir / f"view2_train_fold{k:02d}.txt"), None, None, None
+    cfg.run_dir, cfg.resume = str(fold_dir / "run"), None
+    _check_same_recipe(cfg, fold_dir)
+    return cfg
+
+
+def fold_done(k: int, out: Path) -> dict | None:
+    done = out / f"fold{k:02d}" / "fold.json"
+    return json.loads(done.read_text()) if done.is_file() else None
+
+
 def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool) -> dict:
     from . import metrics
     from .rundir import is_finished
@@ -68,10 +83,7 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
 
     fold_dir = out / f"fold{k:02d}"
     done = fold_dir / "fold.json"
-    cfg = copy.deepcopy(base_cfg)
-    cfg.train, cfg.root, cfg.val, cfg.test_list = str(train_dir / f"view2_train_fold{k:02d}.txt"), None, None, None
-    cfg.run_dir, cfg.resume = str(fold_dir / "run"), None
-    _check_same_recipe(cfg, fold_dir)
+    cfg = fold_config(k, base_cfg, train_dir, out)
     if done.is_file():
         log.info("fold %d: finished earlier (%s)", k, done)
         return json.loads(done.read_text())

@@ -62,3 +62,12 @@ def test_one_fold_trains_on_the_other_folds_people_and_thresholds_without_the_fo
     assert "fold03/run/config.yaml: this fold was trained with another recipe (epochs: 1 -> 2)" in capsys.readouterr().err
     assert main(argv + ["--set", "workers=1"]) == 0  # a run-only key changes nothing learnt: reused
     assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
+    # The same fold as a job of its own (--jobs: one process per fold, the parent summarises): the same scores.
+    jobs_out = tmp_path / "v2jobs"
+    argv_jobs = [a if a != str(out) else str(jobs_out) for a in argv] + ["--jobs", "1", "--devices", "cpu"]
+    assert main(argv_jobs) == 0
+    assert "fold 3: accuracy" in capsys.readouterr().out
+    again = json.loads((jobs_out / "fold03" / "fold.json").read_text())
+    assert again["scores"] == fold["scores"] and again["accuracy"] == fold["accuracy"]
+    assert "--no-summary" in (jobs_out / "fold03" / "log.txt").read_text()
+    assert json.loads((jobs_out / "benchmark.json").read_text())["accuracy_mean"] == bench["accuracy_mean"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import add_data_root, add_progress, progress_on
+from .experiment import add_jobs
 
 
 def add_parser(sub) -> None:
@@ -17,6 +18,10 @@ def add_parser(sub) -> None:
     p.add_argument("--folds", default="1-10", help="folds to run, e.g. 1-10, 1,3 (default 1-10)")
     p.add_argument("--out", default=None, help="results folder (default runs/lfw-view2-<presets>)")
     add_data_root(p)
+    add_jobs(p)
+    p.add_argument("--no-summary", dest="summary", action="store_false",
+                   help="train and score the folds only, leaving the summary to a later run (what each --jobs "
+                        "process does; default: summarise)")
     add_progress(p)
     p.set_defaults(func=run)
 
@@ -25,8 +30,10 @@ def run(args) -> int:
     from pathlib import Path
 
     from .. import config as config_mod
-    from ..benchmark_lfw import lists, parse_folds, run_fold, summarize
+    from ..benchmark_lfw import fold_config, lists, parse_folds, run_fold, summarize
     from ..data.pairs import read_pairs
+    from ..experiments.probe import slots_for
+    from ..locks import lock
     from .train import _pairs
 
     folds = parse_folds(args.folds)
@@ -34,10 +41,63 @@ def run(args) -> int:
     cfg = config_mod.load(presets, {**_pairs(args.set, "--set"), "data_root": args.data_root})
     out = Path(args.out or f"runs/lfw-view2-{'+'.join(Path(p).stem for p in presets)}")
     pairs_path, train_dir = lists(cfg)
-    pairs = read_pairs(pairs_path)
-    results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args)) for k in folds]
-    s = summarize(results, out)
+    fold_cfgs = {k: fold_config(k, cfg, train_dir, out) for k in folds}  # a changed recipe fails before any work
+    out.mkdir(parents=True, exist_ok=True)
+    held = lock(out, "results folder") if args.summary else None  # a --jobs process runs under its parent's lock
+    try:
+        slots = slots_for(args.jobs, args.devices, list(fold_cfgs.values()), len(folds), args.threads_per_job)
+        if slots is not None:
+            failed = _run_jobs(args, folds, out, slots)
+            if failed:
+                print(f"{len(failed)} fold(s) failed: {', '.join(map(str, failed))}; see their log.txt")
+                return 1
+        pairs = read_pairs(pairs_path)
+        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None) for k in folds]
+        if not args.summary:
+            return 0
+        s = summarize(results, out)
+    finally:
+        if held is not None:
+            held.release()
     sem = f"{s['accuracy_sem']:.2f}" if len(folds) > 1 else "n/a (1 fold)"
     print(f"LFW View 2, {len(folds)} fold(s): accuracy {s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
           f"EER {s['pooled']['eer']:.2f}%, AUC {s['pooled']['auc']:.4f} | {out / 'benchmark.md'}")
     return 0
+
+
+def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
+    """Each unfinished fold in a process of its own (`--no-summary`), `slots` at a time; the folds
+    that failed."""
+    import sys
+
+    from ..benchmark_lfw import fold_done
+    from ..experiments.jobs import Job, Scheduler
+
+    base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress"]
+    base += [a for p in args.preset for a in ("--preset", p)] + [a for kv in args.set for a in ("--set", kv)]
+    if args.data_root:
+        base += ["--data-root", args.data_root]
+    user_workers = any(kv.split("=", 1)[0].strip() == "workers" for kv in args.set)
+
+    def command(k: int):
+        def build(device: str, workers: int | None) -> list[str]:
+            cmd = [*base, "--folds", str(k), "--set", f"device={device}"]
+            return cmd + (["--set", f"workers={workers}"] if workers is not None and not user_workers else [])
+
+        return build
+
+    jobs = [Job(f"fold {k}", command(k), out / f"fold{k:02d}" / "log.txt") for k in folds if fold_done(k, out) is None]
+    if slots.how:
+        print(slots.how)
+    failed = []
+
+    def on_done(job, outcome) -> None:
+        if outcome.rc == 0:
+            acc = fold_done(int(job.key.split()[1]), out)["accuracy"]
+            print(f"{job.key}: accuracy {acc:.2f}% ({outcome.seconds:.0f}s, {outcome.device})")
+        else:
+            failed.append(int(job.key.split()[1]))
+            print(f"{job.key}: FAILED (exit {outcome.rc}); see {job.log}")
+
+    Scheduler(slots, on_done=on_done, progress=progress_on(args)).run(jobs)
+    return failed

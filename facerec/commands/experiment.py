@@ -28,11 +28,24 @@ def add_parser(sub) -> None:
     r.add_argument("--keep-last", action="store_true",
                    help="keep each finished run's last.pt (optimiser state, to train on); default: only best.pt")
     r.add_argument("--no-report", dest="report", action="store_false", help="skip the phase report")
+    add_jobs(r)
     add_progress(r)
     r.set_defaults(func=run)
     ls = sp.add_parser("list", help="phases, their presets and hypotheses")
     ls.add_argument("phase", nargs="?")
     ls.set_defaults(func=list_phases)
+
+
+def add_jobs(p) -> None:
+    """--jobs / --devices / --threads-per-job, shared with `facerec benchmark lfw`."""
+    p.add_argument("--jobs", default="1", metavar="N|auto",
+                   help="runs at once, one process each; auto: as many as fit, from a probe step's GPU memory "
+                        "(on the CPU: one 1-thread job per core) (default 1)")
+    p.add_argument("--devices", default=None, metavar="LIST",
+                   help="devices the jobs are dealt over: cpu, cuda (every GPU) or cuda:0,cuda:1 (default: each "
+                        "run's own device with --jobs 1, else every GPU, else the CPU)")
+    p.add_argument("--threads-per-job", type=int, default=None, metavar="N",
+                   help="CPU threads of each job (default: the CPU cores divided between the jobs)")
 
 
 def add_data_args(p) -> None:
@@ -84,6 +97,7 @@ def run(args) -> int:
     from ..experiments import plan
     from ..experiments.index import Index
     from ..experiments.runner import changed, run_phase, state
+    from ..locks import lock
 
     phase = plan.get_phase(args.phase)
     seeds = parse_seeds(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS))
@@ -99,9 +113,15 @@ def run(args) -> int:
             print(f"  {st:6s} {r.preset:24s} seed {r.seed:<4d} {r.data:6s} {c.model}/{c.loss} "
                   f"{c.input_size}px {c.epochs} ep  {r.run_dir}")
         return 0
+    from ..experiments.probe import slots_for
+
+    todo = [r for r in runs if state(r) != "done" or args.force]
+    slots = slots_for(args.jobs, args.devices, [r.cfg for r in todo] or [runs[0].cfg], len(todo), args.threads_per_job)
     index = Index(out)
-    failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force, keep_last=args.keep_last,
-                       progress=progress_on(args))
+    out.mkdir(parents=True, exist_ok=True)
+    with lock(out, "results folder"):
+        failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force, keep_last=args.keep_last,
+                           progress=progress_on(args), slots=slots)
     if args.report:
         from ..experiments.report import write_phase_report
 

@@ -1,22 +1,20 @@
 """Run a planned phase: one subprocess per run (`facerec train`), so each run's memory peak,
-crash or NaN stays its own. Finished runs are skipped; an interrupted one resumes from its
-last checkpoint; every outcome lands in the results index."""
+crash or NaN stays its own, one or several at a time (facerec/experiments/jobs.py). Finished runs
+are skipped; an interrupted one resumes from its last checkpoint; every outcome lands in the
+results index."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-from tqdm import tqdm
 
 from .. import config as config_mod
 from ..errors import FacerecError
 from ..fileio import write_text
 from ..rundir import is_finished
 from .index import Index, row_from_run
+from .jobs import Job, Scheduler, Slots, cpu_cores
 from .plan import Run
 
 
@@ -57,50 +55,77 @@ def check_unchanged(runs: list[Run]) -> None:
 
 
 def run_phase(runs: list[Run], index: Index, *, quick: bool, data: str, force: bool = False, keep_last: bool = False,
-              log=print, progress: bool = False) -> int:
-    """Returns the number of failed runs."""
+              log=print, progress: bool = False, slots: Slots | None = None) -> int:
+    """Every run of the phase, `slots` of them at once (default: one at a time on the config's own
+    device). Returns the number of failed runs; an index row lands as each run ends."""
     if not force:
         check_unchanged(runs)
-    failed: set[str] = set()
-    bar = tqdm(runs, unit="run", desc=runs[0].phase if runs else "phase", disable=not progress)
-    for run in bar:
-        bar.set_postfix_str(f"{run.preset} seed {run.seed}")
-        fields = {"phase": run.phase, "preset": run.preset, "seed": run.seed, "data": data, "quick": quick}
-        st = state(run)
-        if st == "done" and not force:
-            index.upsert({**row_from_run(run.run_dir, **fields), "finished": _mtime(run.run_dir / "summary.json")})
+    fields = {r.key: {"phase": r.phase, "preset": r.preset, "seed": r.seed, "data": data, "quick": quick} for r in runs}
+    by_key = {r.key: r for r in runs}
+    jobs = []
+    for run in runs:
+        if state(run) == "done" and not force:
+            index.upsert({**row_from_run(run.run_dir, **fields[run.key]), "finished": _mtime(run.run_dir / "summary.json")})
             continue
-        if run.needs and f"{run.needs}/{run.seed}" in failed:
-            index.upsert({**fields, "status": "skipped", "run_dir": str(run.run_dir),
+        jobs.append(Job(run.key, _job_command(run), run.run_dir / "log.txt",
+                        needs=f"{run.phase}/{run.needs}/seed{run.seed}" if run.needs else None,
+                        before_start=_preparer(run, force)))
+    done_keys = {r.key for r in runs} - {j.key for j in jobs}
+    for j in jobs:  # a run whose `needs` finished earlier waits for nothing
+        if j.needs in done_keys:
+            j.needs = None
+    failed: list[str] = []
+
+    def on_done(job: Job, outcome) -> None:
+        run = by_key[job.key]
+        if outcome.rc == 0 and is_finished(run.run_dir):
+            if not keep_last:  # ~3x the weights with the optimiser state; best.pt keeps the weights
+                (run.run_dir / "last.pt").unlink(missing_ok=True)
+            row = {**row_from_run(run.run_dir, **fields[run.key]), "finished": _mtime(run.run_dir / "summary.json")}
+            index.upsert(row)
+            eer = "n/a" if row["eer"] is None else f"{row['eer']:.2f}%"
+            log(f"{run.key}: EER {eer} ({outcome.seconds:.0f}s{', ' + outcome.device if slots else ''})")
+            return
+        failed.append(run.key)
+        if outcome.rc is None:
+            index.upsert({**fields[run.key], "status": "skipped", "run_dir": str(run.run_dir),
                           "error": f"{run.needs} (seed {run.seed}) failed", "hypothesis": run.cfg.hypothesis})
-            failed.add(f"{run.preset}/{run.seed}")
-            continue
-        if force and st != "new":
+            return
+        tail = (run.run_dir / "log.txt").read_text(errors="replace").splitlines()[-3:]
+        index.upsert({**fields[run.key], "status": "failed", "run_dir": str(run.run_dir),
+                      "hypothesis": run.cfg.hypothesis, "error": f"exit {outcome.rc}: " + " | ".join(tail)})
+        log(f"{run.key}: FAILED (exit {outcome.rc}); see {run.run_dir / 'log.txt'}")
+
+    if jobs:
+        if slots is None:  # one at a time, each on the device its config names
+            slots = Slots({"config": 1}, threads=cpu_cores())
+        if slots.how:
+            log(slots.how)
+        Scheduler(slots, log=log, on_done=on_done, progress=progress).run(jobs)
+    return len(failed)
+
+
+def _preparer(run: Run, force: bool):
+    def prepare() -> None:
+        if force and state(run) != "new":
             for name in ("summary.json", "last.pt", "best.pt"):
                 (run.run_dir / name).unlink(missing_ok=True)
         run.run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run.run_dir / "planned.yaml", config_mod.dump(run.cfg))
+
+    return prepare
+
+
+def _job_command(run: Run):
+    def build(device: str, workers: int | None) -> list[str]:
         cmd = command(run)
-        t0 = time.time()
-        with open(run.run_dir / "log.txt", "a") as fh:
-            fh.write(f"$ {' '.join(cmd)}\n")
-            fh.flush()
-            rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        if rc == 0 and is_finished(run.run_dir):
-            if not keep_last:  # ~3x the weights with the optimiser state; best.pt keeps the weights
-                (run.run_dir / "last.pt").unlink(missing_ok=True)
-            row = {**row_from_run(run.run_dir, **fields), "finished": _mtime(run.run_dir / "summary.json")}
-            index.upsert(row)
-            eer = "n/a" if row["eer"] is None else f"{row['eer']:.2f}%"
-            log(f"{run.key}: EER {eer} ({time.time() - t0:.0f}s)")
-        else:
-            tail = (run.run_dir / "log.txt").read_text().splitlines()[-3:]
-            index.upsert({**fields, "status": "failed", "run_dir": str(run.run_dir), "hypothesis": run.cfg.hypothesis,
-                          "error": f"exit {rc}: " + " | ".join(tail)})
-            failed.add(f"{run.preset}/{run.seed}")
-            log(f"{run.key}: FAILED (exit {rc}); see {run.run_dir / 'log.txt'}")
-    bar.close()
-    return len(failed)
+        if device != "config":
+            cmd += ["--device", device]
+        if workers is not None and run.cfg.workers is None:
+            cmd += ["--workers", str(workers)]
+        return cmd
+
+    return build
 
 
 def _mtime(path: Path) -> str:

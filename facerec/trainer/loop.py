@@ -208,7 +208,6 @@ class Trainer:
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
 
     def fit(self) -> dict:
-        cfg = self.cfg
         self.t_fit = time.perf_counter()
         self.first_step_seconds = None
         self.prepare()
@@ -216,6 +215,14 @@ class Trainer:
         checkpoints.load_weights(self)
         if self.world.is_main:
             state.open_run_dir(self)
+        try:
+            return self._fit_in_run_dir()
+        finally:
+            if getattr(self, "run_lock", None) is not None:
+                self.run_lock.release()
+
+    def _fit_in_run_dir(self) -> dict:
+        cfg = self.cfg
         self.run_dir = D.broadcast(getattr(self, "run_dir", None), self.world)
         if cfg.resume:
             checkpoints.resume(self)

@@ -20,6 +20,7 @@ import torch
 from .. import config as config_mod
 from ..errors import DataError, FacerecError
 from ..fileio import write_text
+from ..locks import lock, new_folder
 from ..rundir import RUN_PRODUCTS
 
 
@@ -78,15 +79,23 @@ def open_run_dir(t) -> Path:
             t.run_dir = t.run_dir.parent
     elif cfg.run_dir:
         t.run_dir = Path(cfg.run_dir)
-    else:
-        t.run_dir = Path(cfg.out) / run_name(cfg)
+    else:  # created exclusively: seeds launched in the same second get folders of their own
+        try:
+            t.run_dir = new_folder(cfg.out, run_name(cfg))
+        except OSError as exc:
+            raise DataError(f"cannot create a run directory in {cfg.out} ({exc.strerror or exc})") from None
+    try:
+        t.run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the run directory {t.run_dir} ({exc.strerror or exc})") from None
+    # Held until the process ends: a second trainer (or resume) of this folder is refused, naming this one.
+    t.run_lock = lock(t.run_dir)
     if not cfg.resume:
         done = [n for n in RUN_PRODUCTS if (t.run_dir / n).exists()]
         if done:
             raise FacerecError(f"{t.run_dir} already holds a run ({', '.join(done)}): `--resume {t.run_dir}` "
                                "continues it; choose another --run-dir (or --tag) to start afresh")
     try:
-        t.run_dir.mkdir(parents=True, exist_ok=True)
         write_text(t.run_dir / "config.yaml", config_mod.dump(cfg))
         write_text(t.run_dir / "env.json", json.dumps(environment(t.device), indent=2))
     except OSError as exc:
