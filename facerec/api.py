@@ -8,6 +8,11 @@
 The checkpoint's own preprocessing (face crop, resize, centre crop, mean/std) and flip TTA (as the
 run used it) are applied; an ONNX file exported by `facerec export` loads the same way and runs on
 onnxruntime, with the preprocessing read from its metadata.
+
+A checkpoint may hold a verification back-end (`facerec.backend`: LDA or PLDA fit on training
+identities' embeddings, `m.fit_backend(train_list)` then `m.save(path)`). Then `score` and `verify`
+use its scores instead of the cosine, and the thresholds are on its scale (PLDA: a log-likelihood
+ratio, not a cosine in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -54,16 +59,19 @@ class FaceModel:
     """An embedding network with its preprocessing and its validation thresholds."""
 
     def __init__(self, net, pre: Preprocess, *, device=None, tta: bool = False, info: dict | None = None,
-                 thresholds: dict | None = None, val_scores: tuple[np.ndarray, np.ndarray] | None = None):
+                 thresholds: dict | None = None, val_scores: tuple[np.ndarray, np.ndarray] | None = None,
+                 backend=None):
         self.net, self.pre, self.tta = net, pre, bool(tta)
         self.device = torch.device(device or "cpu")
         self.info = dict(info or {})
         self.thresholds = dict(thresholds or {})
         self.val_scores = val_scores
+        self.backend = backend  # a facerec.backend.Backend scoring pairs, or None: cosine
         self._transform = eval_transform(pre)
 
     def __repr__(self) -> str:
-        return (f"FaceModel({self.info.get('model', '?')}, {self.pre.input_size} px, tta={self.tta}, "
+        backend = f", backend={self.backend.kind}" if self.backend is not None else ""
+        return (f"FaceModel({self.info.get('model', '?')}, {self.pre.input_size} px, tta={self.tta}{backend}, "
                 f"source={self.info.get('source', '?')!r})")
 
     # --- images -> embeddings -------------------------------------------------------------------
@@ -109,7 +117,10 @@ class FaceModel:
     # --- decisions ------------------------------------------------------------------------------
     def threshold(self, far: float | None = None) -> float:
         """The EER threshold of the run's validation scores, or (with `far`) the lowest threshold whose
-        false accept rate on them is at most `far`."""
+        false accept rate on them is at most `far`. With a back-end, thresholds are back-end scores, set
+        by `fit_backend`."""
+        if self.backend is not None:
+            return self._backend_threshold(far)
         if far is None:
             if "eer" not in self.thresholds:
                 raise DataError(f"{self.info.get('source')}: no validation threshold stored (a run without --val, "
@@ -128,12 +139,66 @@ class FaceModel:
         raise DataError(f"{self.info.get('source')}: no threshold for FAR={far} stored (have: {have})")
 
     def verify(self, a, b, *, threshold: float | None = None, far: float | None = None) -> Verification:
-        """Cosine score of two images and the decision at `threshold` (default: the run's EER threshold,
-        or the one at `far`)."""
+        """Score of two images (the cosine, or the back-end's score when the model has one) and the
+        decision at `threshold` (default: the stored EER threshold, or the one at `far`)."""
         e = self.embed([*image_io.expand(a)[:1], *image_io.expand(b)[:1]], progress=False)
-        score = float(e[0] @ e[1])
+        score = float(e[0] @ e[1]) if self.backend is None else float(self.backend.score(e[:1], e[1:])[0])
         thr = float(threshold) if threshold is not None else self.threshold(far)
         return Verification(score, thr, score >= thr)
+
+    # --- verification back-end ------------------------------------------------------------------
+    def score_embeddings(self, a, b) -> np.ndarray:
+        """(N,) float64 scores of the row-wise embedding pairs (a[i], b[i]): the back-end's, else the cosine."""
+        from .backend import Backend
+
+        return (self.backend or Backend()).score(a, b)
+
+    def score(self, a, b, **embed_kw) -> np.ndarray:
+        """(N,) scores of the image pairs (a[i], b[i]) (paths, folders, PIL images or uint8 arrays; one
+        image a side is one pair): the back-end's, else the cosine."""
+        ia, ib = image_io.expand(a), image_io.expand(b)
+        if len(ia) != len(ib):
+            raise DataError(f"score takes pairs: {len(ia)} image(s) on one side, {len(ib)} on the other")
+        e = self.embed([*ia, *ib], **{"progress": False, **embed_kw})
+        return self.score_embeddings(e[: len(ia)], e[len(ia):])
+
+    def fit_backend(self, images, kind: str = "plda", **kw) -> dict:
+        """Fit a verification back-end (`facerec.backend`: none, lda or plda) on the embeddings of training
+        faces and use it from now on: `images` is a train list (`identity relpath`) or a folder of identity
+        folders, or images with `labels=`. Fit it on identities the model will not be asked about.
+        The thresholds are recomputed on the back-end's scores of `val=` pairs (default: the run's own
+        validation list, if it is still there; pairs of people in the training list are refused); with
+        none, they are removed (pass threshold= to verify). Other keywords: root, val_root, batch_size,
+        workers, progress, and the back-end's options (d_pca, d_lda, iters, ...). Returns a summary:
+        images, identities, validation pairs, their EER with cosine and with the back-end."""
+        from .backend import fit_model_backend
+
+        return fit_model_backend(self, images, kind, **kw)
+
+    def save(self, path) -> None:
+        """Write the checkpoint this model was loaded from, with its back-end, thresholds and validation
+        scores (atomically); load it with `facerec.load`."""
+        from .backend import save_model
+
+        save_model(self, path)
+
+    def _backend_threshold(self, far: float | None) -> float:
+        source = self.info.get("source")
+        if "eer" not in self.thresholds:
+            raise DataError(f"{source}: its {self.backend.kind} back-end was fit without validation pairs to set "
+                            "thresholds on; pass threshold= (a back-end score), or fit it again with val=")
+        if far is None:
+            return float(self.thresholds["eer"])
+        if not (isinstance(far, (int, float)) and 0 < far < 1):
+            raise DataError(f"far must lie in (0, 1), got {far}")
+        if self.val_scores is not None:
+            from .metrics import threshold_at_far
+
+            return threshold_at_far(*self.val_scores, far)
+        key = f"{far:.0e}".replace("e-0", "e-")
+        if key not in self.thresholds:
+            raise DataError(f"{source}: no threshold for FAR={far:g} stored (have: {', '.join(self.thresholds)})")
+        return float(self.thresholds[key])
 
 
 class OnnxFaceModel(FaceModel):
@@ -142,7 +207,7 @@ class OnnxFaceModel(FaceModel):
     def __init__(self, path, session, meta: dict):
         super().__init__(None, Preprocess.from_dict(meta["preprocess"]), tta=meta.get("tta", False),
                          info={**meta.get("info", {}), "source": str(path), "runtime": "onnxruntime"},
-                         thresholds=meta.get("thresholds"))
+                         thresholds=meta.get("thresholds"), backend=_backend(meta, str(path)))
         self.session = session
         self._input = session.get_inputs()[0].name
 
@@ -168,10 +233,24 @@ def from_checkpoint(ckpt: dict, source: str, *, device="cpu", arch: str | None =
 
     net = checkpoint.build_model(ckpt, source, arch, **model_kwargs).to(device).eval()
     pre = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else Preprocess()
+    config = ckpt.get("config") or {}
     info = {"source": source, "model": ckpt["model"].get("name") or arch, "embedding_dim": net.embedding_dim,
-            "format": ckpt.get("format")}
-    return FaceModel(net, pre, device=device, tta=bool((ckpt.get("config") or {}).get("tta")), info=info,
-                     thresholds=ckpt.get("thresholds"), val_scores=_val_scores(ckpt))
+            "format": ckpt.get("format"), "val": config.get("val"), "val_root": config.get("val_root")}
+    return FaceModel(net, pre, device=device, tta=bool(config.get("tta")), info=info,
+                     thresholds=ckpt.get("thresholds"), val_scores=_val_scores(ckpt), backend=_backend(ckpt, source))
+
+
+def _backend(stored: dict, source: str):
+    """The back-end a checkpoint (or ONNX metadata) holds under 'backend', or None."""
+    if not stored.get("backend"):
+        return None
+    from .backend import from_state
+
+    try:
+        return from_state(stored["backend"])
+    except DataError as exc:
+        raise DataError(f"{source}: key 'backend': {exc}") from None
+
 
 
 def load_onnx(path) -> OnnxFaceModel:

@@ -28,6 +28,7 @@ COMMANDS = [
     "verify",
     "identify",
     "export",
+    "backend",
     "benchmark",
 ]
 

@@ -2,9 +2,9 @@
 
 The exported graph is the network alone: it takes the float batch `FaceModel.preprocess` returns
 and gives raw embeddings. The preprocessing (input size, face crop, resize, mean/std), the run's
-TTA choice and its validation thresholds travel in the file's metadata (ONNX `metadata_props`,
-TorchScript `_extra_files`, both under the key "facerec"), so `facerec.load("m.onnx")`,
-`facerec embed --onnx` and `facerec verify --onnx` need no PyTorch weights.
+TTA choice, its validation thresholds and its verification back-end (if any) travel in the file's
+metadata (ONNX `metadata_props`, TorchScript `_extra_files`, both under the key "facerec"), so
+`facerec.load("m.onnx")`, `facerec embed --onnx` and `facerec verify --onnx` need no PyTorch weights.
 """
 
 from __future__ import annotations
@@ -43,9 +43,14 @@ class Check:
 
 
 def metadata(m: FaceModel) -> dict:
-    return {"format": 1, "preprocess": m.pre.to_dict(), "tta": m.tta, "thresholds": m.thresholds,
+    meta = {"format": 1, "preprocess": m.pre.to_dict(), "tta": m.tta, "thresholds": m.thresholds,
             "info": {k: m.info.get(k) for k in ("model", "embedding_dim", "source")},
             "input": "float32 (batch, 3, S, S): face crop, resize, centre crop S, (x/255 - mean) / std"}
+    if m.backend is not None:  # the thresholds are its scores: it travels with them
+        from .backend import to_json
+
+        meta["backend"] = to_json(m.backend.state_dict())
+    return meta
 
 
 def to_onnx(m: FaceModel, path, opset: int = 17) -> None:
