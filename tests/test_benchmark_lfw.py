@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -21,19 +22,35 @@ def test_parse_folds():
             parse_folds(bad)
 
 
-def test_one_fold_trains_on_the_other_folds_people_and_thresholds_without_the_fold(
-        data_root_lfw, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FACEREC_LISTS", str(tmp_path / "lists"))
-    out = tmp_path / "v2"
-    argv = ["benchmark", "lfw", "--folds", "3", "--out", str(out), "--data-root", str(data_root_lfw), "--no-progress",
+def _argv(out, data_root) -> list[str]:
+    return ["benchmark", "lfw", "--folds", "3", "--out", str(out), "--data-root", str(data_root), "--no-progress",
             *[x for kv in ("epochs=1", "max_steps=2", "input_size=32", "workers=0", "batch_classes=16",
                            "max_classes=64", "cache=off") for x in ("--set", kv)]]
-    assert main(argv) == 0
-    first = capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def view2_fold3(data_root_lfw, tmp_path_factory):
+    """Fold 3 trained (a few steps) and scored with the cosine, once for this module: (lists, out, stdout)."""
+    import contextlib
+    import io
+
+    base = tmp_path_factory.mktemp("view2")
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        mp.setenv("FACEREC_LISTS", str(base / "lists"))
+        assert main(_argv(base / "v2", data_root_lfw)) == 0
+    return base / "lists", base / "v2", printed.getvalue()
+
+
+def test_one_fold_trains_on_the_other_folds_people_and_thresholds_without_the_fold(
+        view2_fold3, data_root_lfw, tmp_path, monkeypatch, capsys):
+    lists, out, first = view2_fold3
+    monkeypatch.setenv("FACEREC_LISTS", str(lists))
+    argv = _argv(out, data_root_lfw)
     fold = json.loads((out / "fold03" / "fold.json").read_text())
-    pairs = read_pairs(tmp_path / "lists" / "lfw" / "view2_pairs.csv")
+    pairs = read_pairs(lists / "lfw" / "view2_pairs.csv")
     # The training list holds no person of fold 3's pairs.
-    train = (tmp_path / "lists" / "lfw" / "view2_train_fold03.txt").read_text().splitlines()[1:]
+    train = (lists / "lfw" / "view2_train_fold03.txt").read_text().splitlines()[1:]
     people = {line.split(" ", 1)[1].split("/")[0] for line in train}
     test = pairs.subset_folds([3])
     assert len(test) == 600 and not people & {p.split("/")[0] for p in test.path1 + test.path2}
@@ -71,3 +88,102 @@ def test_one_fold_trains_on_the_other_folds_people_and_thresholds_without_the_fo
     assert again["scores"] == fold["scores"] and again["accuracy"] == fold["accuracy"]
     assert "--no-summary" in (jobs_out / "fold03" / "log.txt").read_text()
     assert json.loads((jobs_out / "benchmark.json").read_text())["accuracy_mean"] == bench["accuracy_mean"]
+
+
+def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_without_training(
+        view2_fold3, data_root_lfw, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import facerec.api
+    import facerec.backend
+    import facerec.experiments.jobs
+    import facerec.trainer
+    from facerec.data.lists import load_train
+
+    lists, trained, _ = view2_fold3
+    monkeypatch.setenv("FACEREC_LISTS", str(lists))
+    out = tmp_path / "v2"
+    shutil.copytree(trained / "fold03", out / "fold03")  # a finished fold scored with the cosine
+    argv = _argv(out, data_root_lfw)
+    cosine = json.loads((out / "fold03" / "fold.json").read_text())
+    assert cosine.get("backend", "none") == "none" and "backend_fit" not in cosine
+
+    # Switching to plda: no training, the saved last.pt re-embeds; spy on what is embedded and fit on.
+    def no_training(self, *a, **kw):
+        raise AssertionError("a finished fold was retrained")
+
+    embedded, fits = [], []
+    real_embed, real_fit = facerec.api.FaceModel.embed, facerec.backend.fit_backend
+
+    def embed(self, images, *a, **kw):
+        e = real_embed(self, images, *a, **kw)
+        embedded.append((list(images), e))
+        return e
+
+    def fit(x, labels, kind="plda", **opts):
+        fits.append((np.array(x), np.array(labels), kind))
+        return real_fit(x, labels, kind, **opts)
+
+    monkeypatch.setattr(facerec.trainer.Trainer, "fit", no_training)
+    monkeypatch.setattr(facerec.api.FaceModel, "embed", embed)
+    monkeypatch.setattr(facerec.backend, "fit_backend", fit)
+    ckpt = out / "fold03" / "run" / "last.pt"
+    ckpt_stamp = ckpt.stat().st_mtime_ns
+    assert main(argv + ["--backend", "plda"]) == 0
+    assert ckpt.stat().st_mtime_ns == ckpt_stamp
+    fold = json.loads((out / "fold03" / "fold.json").read_text())
+    bench = json.loads((out / "benchmark.json").read_text())
+    assert fold["backend"] == "plda" and bench["backend"] == "plda" and bench["per_fold"][0]["backend"] == "plda"
+    assert "Back-end: **plda**" in (out / "benchmark.md").read_text()
+    assert fold["scores"] != cosine["scores"] and fold["labels"] == cosine["labels"]
+
+    # One embedding pass (train and pair images together, each once); the fit saw exactly the fold's
+    # training list, whose people are not in fold 3's pairs.
+    assert len(embedded) == 1 and len(fits) == 1
+    paths, e = embedded[0]
+    assert len(set(paths)) == len(paths)
+    x, labels, kind = fits[0]
+    train = load_train(lists / "lfw" / "view2_train_fold03.txt")
+    pos = {p: i for i, p in enumerate(paths)}
+    fit_paths = [os.path.normpath(p) for p in train.abspaths()]
+    assert kind == "plda" and np.array_equal(x, e[[pos[p] for p in fit_paths]]) and np.array_equal(labels, train.labels)
+    pairs = read_pairs(lists / "lfw" / "view2_pairs.csv")
+    test = pairs.subset_folds([3])
+    test_people = {p.split("/")[0] for p in test.path1 + test.path2}
+    assert not test_people & {train.classes[j] for j in np.unique(labels)}
+    assert fold["backend_fit"]["images"] == len(train) and len(paths) > len(train)
+    # Independent: the same back-end's scores of all pairs, threshold searched by hand on the other folds.
+    uniq, i1, i2 = pairs.unique_paths()
+    pe = e[[pos[os.path.normpath(pairs.root / p)] for p in uniq]]
+    s = real_fit(x, labels, "plda").score(pe[i1], pe[i2])
+    rest = pairs.folds != 3
+    cands = np.r_[np.inf, np.unique(s[rest])[::-1]]
+    thr = cands[int(np.argmax([np.mean((s[rest] >= t) == (pairs.labels[rest] == 1)) for t in cands]))]
+    want = 100 * np.mean((s[~rest] >= thr) == (pairs.labels[~rest] == 1))
+    assert fold["threshold"] == pytest.approx(thr, rel=1e-6) and fold["accuracy"] == pytest.approx(want, abs=0.2)
+    assert fold["scores"] == pytest.approx(s[~rest].tolist(), rel=1e-9)
+
+    # The same back-end again: reused, nothing embedded.
+    stamp = (out / "fold03" / "fold.json").stat().st_mtime_ns
+    assert main(argv + ["--backend", "plda"]) == 0
+    assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp and len(embedded) == 1
+
+    # --jobs: a fold finished with another back-end is a job again, and its process gets --backend; the
+    # same back-end makes no job. (Jobs are recorded, not run: the subprocess path is tested above.)
+    commands = []
+
+    class Recorder:
+        def __init__(self, slots, on_done, progress):
+            self.on_done = on_done
+
+        def run(self, jobs):
+            for job in jobs:
+                commands.append(job.command("cpu", None))
+                self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
+
+    monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
+    assert main(argv + ["--backend", "plda", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
+    assert main(argv + ["--backend", "lda", "--jobs", "1", "--devices", "cpu"]) == 1 and len(commands) == 1
+    cmd = commands[0]
+    assert cmd[cmd.index("--backend") + 1] == "lda" and "--no-summary" in cmd and cmd[cmd.index("--folds") + 1] == "3"
+    assert ckpt.stat().st_mtime_ns == ckpt_stamp and len(embedded) == 1

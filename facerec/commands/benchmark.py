@@ -9,7 +9,9 @@ from .experiment import add_jobs
 def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="standard protocols: `benchmark lfw` runs LFW View 2 (10 folds)",
                        description="LFW View 2, unrestricted, no outside data: per fold, train on the people of "
-                                   "the other nine folds, threshold on their pairs, accuracy on the fold's 600. "
+                                   "the other nine folds, threshold on their pairs, accuracy on the fold's 600 "
+                                   "(--backend lda|plda: a back-end fit per fold on its training people scores "
+                                   "the pairs). "
                                    "Finished folds are reused; an interrupted fold resumes.")
     p.add_argument("protocol", choices=("lfw",), help="the protocol (lfw: LFW View 2)")
     p.add_argument("--preset", action="append", default=[], help="training preset(s), in order (default: demo)")
@@ -17,6 +19,11 @@ def add_parser(sub) -> None:
                    help="override a training key for every fold (default: none)")
     p.add_argument("--folds", default="1-10", help="folds to run, e.g. 1-10, 1,3 (default 1-10)")
     p.add_argument("--out", default=None, help="results folder (default runs/lfw-view2-<presets>)")
+    p.add_argument("--backend", choices=("none", "lda", "plda"), default="none",
+                   help="verification back-end scoring the pairs: none (cosine of the embeddings), lda or plda, "
+                        "fit per fold on the embeddings of that fold's training people only (same last.pt, "
+                        "preprocessing and TTA); the threshold is still chosen on the other nine folds' pairs. "
+                        "Folds scored with another back-end are rescored without retraining (default: none)")
     add_data_root(p)
     add_jobs(p)
     p.add_argument("--no-summary", dest="summary", action="store_false",
@@ -52,7 +59,8 @@ def run(args) -> int:
                 print(f"{len(failed)} fold(s) failed: {', '.join(map(str, failed))}; see their log.txt")
                 return 1
         pairs = read_pairs(pairs_path)
-        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None) for k in folds]
+        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None, args.backend)
+                   for k in folds]
         if not args.summary:
             return 0
         s = summarize(results, out)
@@ -73,7 +81,8 @@ def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
     from ..benchmark_lfw import fold_done
     from ..experiments.jobs import Job, Scheduler
 
-    base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress"]
+    base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress",
+            "--backend", args.backend]
     base += [a for p in args.preset for a in ("--preset", p)] + [a for kv in args.set for a in ("--set", kv)]
     if args.data_root:
         base += ["--data-root", args.data_root]
@@ -86,14 +95,15 @@ def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
 
         return build
 
-    jobs = [Job(f"fold {k}", command(k), out / f"fold{k:02d}" / "log.txt") for k in folds if fold_done(k, out) is None]
+    jobs = [Job(f"fold {k}", command(k), out / f"fold{k:02d}" / "log.txt") for k in folds
+            if fold_done(k, out, args.backend) is None]
     if slots.how:
         print(slots.how)
     failed = []
 
     def on_done(job, outcome) -> None:
         if outcome.rc == 0:
-            acc = fold_done(int(job.key.split()[1]), out)["accuracy"]
+            acc = fold_done(int(job.key.split()[1]), out, args.backend)["accuracy"]
             print(f"{job.key}: accuracy {acc:.2f}% ({outcome.seconds:.0f}s, {outcome.device})")
         else:
             failed.append(int(job.key.split()[1]))
