@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import numpy as np
 from ..data import cache as store_cache
 from ..data import leakage
 from ..data.datasets import default_workers
+from ..data.filling import FillingFaces
+from ..data.filling import start as start_filling
 from ..data.lists import PairList, TrainList, load_train, read_pairs
 from ..data.stream import FileFaces, StoredFaces
 from ..data.transforms import Preprocess
@@ -100,11 +103,33 @@ def faces(t, what: str, root, paths, stats):
     if mode == "off":
         t.log(f"data ({what}): {len(paths)} images streamed from files by {workers} worker(s): {why}")
         return FileFaces(root, paths, t.pre), workers
+    where = "in RAM" if mode == "ram" else "memory-mapped from the disk cache"
+    filling = start_filling(root, paths, t.pre, stats)
+    if filling is not None:  # the first step comes at once; the first pass decodes into the store
+        filling.in_ram = mode == "ram"
+        t.log(f"data ({what}): {len(paths)} images streamed from files by {workers} worker(s) on the first pass, "
+              f"which fills the decoded store ({where} after it): {why}")
+        return filling, workers
     store = store_cache.load_store(paths, t.pre, root=str(root), in_ram=mode == "ram", stats=stats,
                                    workers=cfg.workers, progress=t.progress)
-    where = "in RAM" if mode == "ram" else "memory-mapped from the disk cache"
     t.log(f"data ({what}): {len(paths)} images decoded once, {where}: {why}")
     return StoredFaces(store), 0  # indexing the store costs less than shipping batches from workers
+
+
+def settle(t, batches, what: str) -> bool:
+    """After a first pass over `batches`: complete its store and serve from it (True if it did)."""
+    if not isinstance(batches.faces, FillingFaces):
+        return False
+    t0 = time.perf_counter()
+    batches.faces = batches.faces.complete(in_ram=batches.faces.in_ram, workers=t.cfg.workers, progress=t.progress)
+    t.log(f"data ({what}): decoded store complete ({time.perf_counter() - t0:.1f}s to finish it); served from it now")
+    return True
+
+
+def discard_partial(*batches) -> None:
+    for b in batches:
+        if b is not None and isinstance(b.faces, FillingFaces):
+            b.faces.discard()
 
 
 def explain_batches(t) -> None:

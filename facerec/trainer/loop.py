@@ -253,8 +253,12 @@ class Trainer:
             while self.epoch < cfg.epochs:
                 row = self.train_epoch()
                 self.epoch += 1
+                if prep.settle(self, self.train_batches, "train"):
+                    self.train_workers = 0  # indexing the store costs less than shipping batches from workers
                 if i1 is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
                     m, last_scores = self.validate(i1, i2)
+                    if prep.settle(self, self.val_batches, "val"):
+                        self.val_workers = 0
                     row.update({f"val_{k}": m[k] for k in ("eer", "auc", *TAR_KEYS)})
                     improved = m["eer"] < self.best["eer"] - cfg.min_delta
                     if improved:
@@ -288,6 +292,7 @@ class Trainer:
                 if saved else "no epoch had finished, so there is nothing to resume: start it again")) from None
         finally:
             restore()
+            prep.discard_partial(self.train_batches, getattr(self, "val_batches", None))
             if tb is not None:
                 tb.close()
         summary = records.finish(self) if self.world.is_main else {}

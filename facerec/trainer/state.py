@@ -87,7 +87,7 @@ def open_run_dir(t) -> Path:
     try:
         t.run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot create the run directory {t.run_dir} ({exc.strerror or exc})") from None
+        raise DataError(f"cannot write the run directory {t.run_dir} ({exc.strerror or exc})") from None
     # Held until the process ends: a second trainer (or resume) of this folder is refused, naming this one.
     t.run_lock = lock(t.run_dir)
     if not cfg.resume:
