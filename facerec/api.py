@@ -18,6 +18,8 @@ ratio, not a cosine in [-1, 1]).
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +29,11 @@ from tqdm import tqdm
 
 from . import images as image_io
 from .data.transforms import Preprocess, eval_transform
-from .errors import DataError
+from .errors import DataError, FacerecError
 
+log = logging.getLogger(__name__)
 META_KEY = "facerec"  # ONNX metadata_props / TorchScript extra file holding the preprocessing
+ZERO_NORM = 1e-12  # an embedding shorter than this has no direction to L2-normalise
 
 
 @dataclass
@@ -88,10 +92,13 @@ class FaceModel:
         return embed_batches(self.net, [x], device=self.device, tta=False).numpy()
 
     def embed(self, images, tta: bool | None = None, *, batch_size: int = 64, workers: int | None = None,
-              progress: bool | None = None) -> np.ndarray:
+              progress: bool | None = None, notes: bool = True) -> np.ndarray:
         """(N, D) float32 L2-normalised embeddings. `tta` (default: as the run used it) adds each
-        image's mirror embedding before normalising."""
+        image's mirror embedding before normalising. `notes`: log one note about images smaller than
+        `transforms.MIN_SIDE` px or in unusual modes (16-bit, CMYK, palette, alpha), from their headers."""
         items = image_io.expand(images)
+        if notes:
+            image_io.note_images(items, self.pre)
         tta = self.tta if tta is None else bool(tta)
         chunks = _Chunks(items, self._prepare, batch_size)
         if workers is None:
@@ -108,7 +115,16 @@ class FaceModel:
             out.append(e)
         e = np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
         norm = np.linalg.norm(e, axis=1, keepdims=True)
-        return (e / np.maximum(norm, 1e-12)).astype(np.float32)
+        bad = ~np.isfinite(norm[:, 0]) | (norm[:, 0] < ZERO_NORM)
+        if bad.any():
+            # A zero (or NaN/inf) vector has no direction: "normalising" it would hand back zeros, and every
+            # score with it would be 0 (or NaN) instead of an error.
+            i = int(np.argmax(bad))
+            raise DataError(f"{image_io.label(items[i], i)}: the network's embedding is "
+                            f"{'not finite' if not np.isfinite(norm[i, 0]) else 'zero'} ({int(bad.sum())} of {len(e)} "
+                            "image(s)), so it cannot be L2-normalised: the checkpoint holds a diverged or collapsed "
+                            "model; use an earlier one")
+        return (e / norm).astype(np.float32)
 
     @property
     def embedding_dim(self) -> int:
@@ -117,33 +133,67 @@ class FaceModel:
     # --- decisions ------------------------------------------------------------------------------
     def threshold(self, far: float | None = None) -> float:
         """The EER threshold of the run's validation scores, or (with `far`) the lowest threshold whose
-        false accept rate on them is at most `far`. With a back-end, thresholds are back-end scores, set
-        by `fit_backend`."""
-        if self.backend is not None:
-            return self._backend_threshold(far)
+        false accept rate on them is at most `far`. Never +inf, so an image always matches itself: where
+        the validation pairs cannot measure `far` (fewer than one false accept of their different pairs,
+        e.g. FAR=1e-3 of 500), a note (logged) says so and which threshold is used (`metrics.far_threshold`).
+        With a back-end, thresholds are back-end scores, set by `fit_backend`."""
+        source = self.info.get("source")
+        if self.backend is not None and "eer" not in self.thresholds:
+            raise DataError(f"{source}: its {self.backend.kind} back-end was fit without validation pairs to set "
+                            "thresholds on; pass threshold= (a back-end score), or fit it again with val=")
+        # A cosine never exceeds 1: a threshold above it would refuse an image compared with itself.
+        cap = 1.0 if self.backend is None else math.inf
         if far is None:
             if "eer" not in self.thresholds:
-                raise DataError(f"{self.info.get('source')}: no validation threshold stored (a run without --val, "
+                raise DataError(f"{source}: no validation threshold stored (a run without --val, "
                                 "or a face_trainer file); pass threshold=")
-            return float(self.thresholds["eer"])
-        if not 0 < far < 1:
+            t = float(self.thresholds["eer"])
+            if math.isfinite(t):
+                return min(t, cap)
+            if self.val_scores is None:
+                raise DataError(f"{source}: its stored EER threshold is not a number ({t}); pass threshold=")
+            from .metrics import far_threshold
+
+            t, _ = far_threshold(*self.val_scores, 1e-12)  # degenerate scores (all tied): the strictest finite one
+            log.warning("%s: the validation EER threshold is %s (tied validation scores): using the highest "
+                        "different-pair score, %.4f", source, self.thresholds["eer"], t)
+            return min(t, cap)
+        if isinstance(far, bool) or not (isinstance(far, (int, float)) and 0 < far < 1):
             raise DataError(f"far must lie in (0, 1), got {far}")
         if self.val_scores is not None:
-            from .metrics import threshold_at_far
+            from .metrics import far_threshold
 
-            return threshold_at_far(*self.val_scores, far)
+            t, note = far_threshold(*self.val_scores, far)
+            if note:
+                log.warning("%s", note)
+            return min(t, cap)
         key = f"{far:.0e}".replace("e-0", "e-")
-        if key in self.thresholds:
-            return float(self.thresholds[key])
-        have = ", ".join(k for k in self.thresholds if k != "eer") or "none"
-        raise DataError(f"{self.info.get('source')}: no threshold for FAR={far} stored (have: {have})")
+        usable = {k: float(v) for k, v in self.thresholds.items() if k != "eer" and math.isfinite(float(v))}
+        if key in usable:
+            n_neg = self.info.get("val_different")
+            if n_neg and far * n_neg < 1 - 1e-9:  # an exported model: the rule was applied when it was stored
+                log.warning("FAR=%g is %.2g false accept(s) of %d different validation pairs, which cannot measure "
+                            "it: the stored threshold %.4f is the lowest score above every one of them, or the "
+                            "highest of them where no same pair scores higher; the smallest FAR these pairs "
+                            "measure is 1/%d = %.2g", far, far * n_neg, n_neg, usable[key], n_neg, 1 / n_neg)
+            return min(usable[key], cap)
+        have = ", ".join(sorted(usable, key=float, reverse=True)) or "none"
+        why = "is not a number (too few different validation pairs)" if key in self.thresholds else "is not stored"
+        raise DataError(f"{source}: the threshold for FAR={far:g} {why}; "
+                        f"{'the smallest FAR it holds is ' + min(usable, key=float) if usable else 'it holds none'} "
+                        f"(have: {have}); pass threshold=")
 
     def verify(self, a, b, *, threshold: float | None = None, far: float | None = None) -> Verification:
-        """Score of two images (the cosine, or the back-end's score when the model has one) and the
-        decision at `threshold` (default: the stored EER threshold, or the one at `far`)."""
-        e = self.embed([*image_io.expand(a)[:1], *image_io.expand(b)[:1]], progress=False)
-        score = float(e[0] @ e[1]) if self.backend is None else float(self.backend.score(e[:1], e[1:])[0])
-        thr = float(threshold) if threshold is not None else self.threshold(far)
+        """Cosine score of two images and the decision at `threshold` (default: the run's EER threshold,
+        or the one at `far`). The score is computed in float64 and rounded to 9 decimals (float32
+        embeddings hold no more), so an image compared with itself scores exactly 1.0 and matches at
+        any threshold in [-1, 1]. With a back-end the score is the back-end's and `threshold` any finite
+        number on its scale."""
+        if threshold is not None:
+            threshold = check_threshold(threshold) if self.backend is None else _finite_threshold(threshold)
+        e = self.embed([*image_io.expand(a)[:1], *image_io.expand(b)[:1]], progress=False)  # one note for both
+        score = cosine(e[0], e[1]) if self.backend is None else float(self.backend.score(e[:1], e[1:])[0])
+        thr = threshold if threshold is not None else self.threshold(far)
         return Verification(score, thr, score >= thr)
 
     # --- verification back-end ------------------------------------------------------------------
@@ -182,23 +232,35 @@ class FaceModel:
 
         save_model(self, path)
 
-    def _backend_threshold(self, far: float | None) -> float:
-        source = self.info.get("source")
-        if "eer" not in self.thresholds:
-            raise DataError(f"{source}: its {self.backend.kind} back-end was fit without validation pairs to set "
-                            "thresholds on; pass threshold= (a back-end score), or fit it again with val=")
-        if far is None:
-            return float(self.thresholds["eer"])
-        if not (isinstance(far, (int, float)) and 0 < far < 1):
-            raise DataError(f"far must lie in (0, 1), got {far}")
-        if self.val_scores is not None:
-            from .metrics import threshold_at_far
 
-            return threshold_at_far(*self.val_scores, far)
-        key = f"{far:.0e}".replace("e-0", "e-")
-        if key not in self.thresholds:
-            raise DataError(f"{source}: no threshold for FAR={far:g} stored (have: {', '.join(self.thresholds)})")
-        return float(self.thresholds[key])
+def _finite_threshold(value) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise FacerecError(f"threshold must be a number, got {value!r}") from None
+    if not math.isfinite(t):
+        raise FacerecError(f"threshold must be a finite number, got {value}")
+    return t
+
+
+def check_threshold(value) -> float:
+    """A cosine threshold: a finite number in [-1, 1] (nan would refuse everything, inf even an image
+    compared with itself)."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise FacerecError(f"threshold must be a number in [-1, 1], got {value!r}") from None
+    if not (math.isfinite(t) and -1 <= t <= 1):
+        raise FacerecError(f"threshold must be a finite cosine in [-1, 1] (the score of a model without a "
+                           f"back-end), got {value}")
+    return t
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two embeddings in float64, rounded to 9 decimals and clipped to [-1, 1]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    c = float(a @ b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-300)
+    return float(np.clip(round(c, 9), -1.0, 1.0))
 
 
 class OnnxFaceModel(FaceModel):
@@ -206,7 +268,8 @@ class OnnxFaceModel(FaceModel):
 
     def __init__(self, path, session, meta: dict):
         super().__init__(None, Preprocess.from_dict(meta["preprocess"]), tta=meta.get("tta", False),
-                         info={**meta.get("info", {}), "source": str(path), "runtime": "onnxruntime"},
+                         info={**meta.get("info", {}), "source": str(path), "runtime": "onnxruntime",
+                               "val_different": (meta.get("val_pairs") or {}).get("different")},
                          thresholds=meta.get("thresholds"), backend=_backend(meta, str(path)))
         self.session = session
         self._input = session.get_inputs()[0].name
@@ -250,7 +313,6 @@ def _backend(stored: dict, source: str):
         return from_state(stored["backend"])
     except DataError as exc:
         raise DataError(f"{source}: key 'backend': {exc}") from None
-
 
 
 def load_onnx(path) -> OnnxFaceModel:

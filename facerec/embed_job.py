@@ -49,11 +49,15 @@ def embed_to_file(model, items: list[str], output, *, chunk: int = 2048, batch_s
     if done:
         log.info("resuming: %d of %d chunks of %d images already embedded in %s", done, n_chunks, chunk, partial)
     parts = []
+    if done < n_chunks:  # one note for the whole job, not one per chunk
+        from .images import note_images
+
+        note_images(items, model.pre)
     for c in range(n_chunks):
         f = partial / f"{c:06d}.npy"
         if not f.is_file():
             e = model.embed(items[c * chunk : (c + 1) * chunk], batch_size=batch_size, workers=workers,
-                            progress=progress)
+                            progress=progress, notes=False)
             with atomic_path(f) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, e)
         parts.append(np.load(f))

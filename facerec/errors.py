@@ -36,3 +36,10 @@ def nearest(name: str, choices) -> str:
 
     match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def cannot_read(path, exc: OSError) -> DataError:
+    """The one error for an image file that cannot be opened or read (permissions, a directory, a
+    dangling link, an I/O error), whichever step meets it first: `X: cannot read image (permission denied)`."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return DataError(f"{path}: cannot read image ({reason[:1].lower()}{reason[1:]})")

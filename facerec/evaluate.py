@@ -58,8 +58,11 @@ class PairScores:
 
 def score_pairs(members: list[tuple[torch.nn.Module, Preprocess]], pairs: PairList, **embed_kw) -> PairScores:
     """Several (model, preprocess) members form an ensemble: their L2-normalised embeddings are averaged."""
+    from .images import note_images
+
     uniq, i1, i2 = pairs.unique_paths()
     paths = [os.path.join(pairs.root, p) for p in uniq]
+    note_images(paths, members[0][1])  # once, whatever the ensemble's size
     emb, dims = None, []
     for m, pre in members:
         e = F.normalize(embed(m, paths, pre, **embed_kw), dim=1)

@@ -42,10 +42,30 @@ class Check:
                 f"min cosine {self.min_cosine:.7f} (limit {MIN_COSINE})")
 
 
+def thresholds(m: FaceModel) -> dict:
+    """The thresholds the file carries, each as `FaceModel.threshold` gives it: from the validation scores
+    where the checkpoint holds them (so a FAR the pairs cannot measure follows the same rule, never +inf),
+    else as stored; a non-finite one is left out (JSON has no inf; asking for it names what is there)."""
+    import math
+
+    out = {}
+    for key, value in (m.thresholds or {}).items():
+        if m.val_scores is not None and key != "eer":
+            from .metrics import threshold_at_far
+
+            value = threshold_at_far(*m.val_scores, float(key))
+        if math.isfinite(float(value)):
+            out[key] = float(value)
+    return out
+
+
 def metadata(m: FaceModel) -> dict:
-    meta = {"format": 1, "preprocess": m.pre.to_dict(), "tta": m.tta, "thresholds": m.thresholds,
+    meta = {"format": 1, "preprocess": m.pre.to_dict(), "tta": m.tta, "thresholds": thresholds(m),
             "info": {k: m.info.get(k) for k in ("model", "embedding_dim", "source")},
             "input": "float32 (batch, 3, S, S): face crop, resize, centre crop S, (x/255 - mean) / std"}
+    if m.val_scores is not None:  # so a FAR below what these pairs measure is noted at use time too
+        labels = np.asarray(m.val_scores[1])
+        meta["val_pairs"] = {"same": int((labels == 1).sum()), "different": int((labels == 0).sum())}
     if m.backend is not None:  # the thresholds are its scores: it travels with them
         from .backend import to_json
 

@@ -4,10 +4,13 @@ Templates: `mean` averages an identity's L2-normalised gallery embeddings (then 
 mean); `image` keeps every gallery image and scores an identity by its best image. Probes are
 identity folders too (labelled: rank-k accuracy and a CMC curve) or a flat folder (unlabelled:
 matches only). A probe's label must name a gallery identity to count (closed-set identification).
+A probe whose best score is below the model's threshold (its validation EER threshold unless given)
+is marked unknown.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,8 @@ import numpy as np
 from .data.lists import scan_identity_folder
 from .errors import DataError
 from .images import folder_images
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,27 +85,57 @@ def plot_cmc(curve: np.ndarray, path, title: str = "") -> None:
     _save(fig, path)
 
 
+def decision_threshold(model, threshold: float | None) -> tuple[float | None, str]:
+    """(threshold, where it comes from): the given cosine, else the model's validation EER threshold, else
+    None, said in a note (then no match is marked unknown): for a model without one (e.g. a face_trainer
+    file), or one with a verification back-end, whose thresholds are on the back-end's scale while
+    identification ranks by cosine."""
+    from .api import check_threshold
+
+    if threshold is not None:
+        return check_threshold(threshold), "given"
+    if getattr(model, "backend", None) is not None:
+        log.warning("%s: its thresholds are %s back-end scores and identification ranks by cosine: no match is "
+                    "marked unknown (pass --threshold, a cosine, to mark those below it)",
+                    model.info.get("source"), model.backend.kind)
+        return None, "none"
+    try:
+        return model.threshold(), "the model's EER threshold"
+    except DataError as exc:
+        log.warning("%s: no match is marked unknown (pass --threshold to mark those below it)", exc)
+        return None, "none"
+
+
 def identify(model, gallery, probes, *, template: str = "mean", top_k: int = 5, batch_size: int = 64,
-             progress: bool | None = None) -> dict:
+             progress: bool | None = None, threshold: float | None = None) -> dict:
+    """Top-k gallery identities per probe. A probe whose rank-1 score is below `threshold` (default: the
+    model's validation EER threshold) is marked `unknown`: its best match is no stronger than the model's
+    own same/different boundary, so it names no one (open-set); rank-k accuracy and the CMC stay closed-set."""
     g = scan_identity_folder(gallery)
     p = read_probes(probes)
     names = list(g.classes)
-    g_emb = model.embed([os.path.join(g.root, x) for x in g.paths], batch_size=batch_size, progress=progress)
+    if p.labels is not None:  # before any embedding
+        missing = sorted(set(p.labels) - set(names))
+        if missing:
+            raise DataError(f"{probes}: probe identities not in the gallery: {', '.join(missing[:5])}"
+                            + (f" (+{len(missing) - 5})" if len(missing) > 5 else ""))
+    thr, thr_from = decision_threshold(model, threshold)
+    g_paths = [os.path.join(g.root, x) for x in g.paths]
+    emb = model.embed(g_paths + p.paths, batch_size=batch_size, progress=progress)  # one pass, one image note
+    g_emb, p_emb = emb[: len(g_paths)], emb[len(g_paths) :]
     t, t_ids = templates(g_emb, np.asarray(g.labels), len(names), template)
-    p_emb = model.embed(p.paths, batch_size=batch_size, progress=progress)
     order, scores = rank_identities(p_emb, t, t_ids, len(names))
     k = min(top_k, len(names))
+    unknown = scores[:, 0] < thr if thr is not None else np.zeros(len(p.paths), bool)
     out = {"gallery": str(gallery), "probes": str(probes), "template": template, "identities": len(names),
-           "gallery_images": len(g.paths), "probe_images": len(p.paths),
+           "gallery_images": len(g.paths), "probe_images": len(p.paths), "threshold": thr, "threshold_from": thr_from,
+           "unknown": int(unknown.sum()),
            "matches": [{"probe": path, **({"truth": p.labels[i]} if p.labels else {}),
-                        "top": [[names[order[i, r]], float(scores[i, r])] for r in range(k)]}
+                        "top": [[names[order[i, r]], float(scores[i, r])] for r in range(k)],
+                        "unknown": bool(unknown[i])}
                        for i, path in enumerate(p.paths)]}
     if p.labels is not None:
         index = {n: i for i, n in enumerate(names)}
-        unknown = sorted({x for x in p.labels if x not in index})
-        if unknown:
-            raise DataError(f"{probes}: probe identities not in the gallery: {', '.join(unknown[:5])}"
-                            + (f" (+{len(unknown) - 5})" if len(unknown) > 5 else ""))
         curve = cmc(order, np.array([index[x] for x in p.labels]))
         out.update(rank1=float(curve[0]), rank5=float(curve[min(4, len(curve) - 1)]), cmc=curve.tolist())
     return out

@@ -6,6 +6,7 @@ and `facerec eval` see, so an embedding does not depend on how its image arrived
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import torch
 from PIL import Image
 
 from .data.listfile import IMAGE_EXTS
-from .data.transforms import Preprocess, crop_resize, load_faces
+from .data.transforms import Preprocess, crop_resize, image_header, image_notes, load_faces, to_rgb
 from .errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def folder_images(folder) -> list[str]:
@@ -31,13 +34,32 @@ def folder_images(folder) -> list[str]:
 
 
 def list_file_images(path) -> list[str]:
-    """A text file with one image path per line (relative to the file's folder, or its `# root:` line)."""
-    from .data.listfile import entries, read_lines, resolve_root
+    """A text file with one image path per line (relative to the file's folder, or its `# root:` line).
+    A plain line is a path, spaces and all, or else a train list's `identity relpath`; a tab or quoted
+    (CSV) line, or any line of a `.csv`/`.tsv` file, is a train list line whose last field is the path
+    (a first line of those naming no image, e.g. `identity,path`, is a header row: skipped, with a note)."""
+    from .data.listfile import entries, plain_train_line, read_lines, resolve_root, train_line_fields, train_list_form
 
     path = Path(path)
     lines = read_lines(path)
     root = resolve_root(path, lines, None)
-    out = [str(root / line.strip().split()[-1]) for _, line in entries(lines)]
+    form = train_list_form(path)
+    out = []
+    for n, (lineno, line) in enumerate(entries(lines)):
+        whole = line.strip()
+        if plain_train_line(line, form):
+            last = whole.split()[-1]
+            if not (root / whole).is_file() and (root / last).is_file():
+                whole = last  # `identity relpath`
+            # else the line as written: a path with spaces, or the missing path the error will name
+        else:
+            fields = train_line_fields(line, form)
+            whole = fields[-1] if fields else whole
+            if n == 0 and not whole.lower().endswith(IMAGE_EXTS) and not (root / whole).is_file():
+                log.warning("%s:%d: first line %r names no image: taken as a header row and skipped", path, lineno,
+                            line)
+                continue
+        out.append(str(root / whole))
     if not out:
         raise DataError(f"{path}: no image paths in this list")
     return out
@@ -46,7 +68,7 @@ def list_file_images(path) -> list[str]:
 def expand(images) -> list:
     """One item per image: a folder becomes its images; a single image or path becomes a list of one."""
     if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)
-                                                               and images.dtype == np.uint8):
+                                                               and images.dtype in (np.uint8, np.uint16)):
         images = [images]
     out: list = []
     for item in images:
@@ -67,13 +89,44 @@ def expand(images) -> list:
 
 
 def _array_face(a: np.ndarray, pre: Preprocess, i: int) -> torch.Tensor:
+    """uint8 (0-255) or uint16 (0-65535, scaled to 8-bit by v >> 8, as 16-bit files are) arrays:
+    HxW grey, HxWx1, HxWx3 RGB, or HxWx4 RGBA (the alpha dropped, as for files)."""
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
     if a.dtype != np.uint8:
-        raise DataError(f"image {i}: expected a uint8 array (0-255), got {a.dtype}")
+        raise DataError(f"image {i}: expected a uint8 array (0-255) or uint16 (0-65535), got {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise DataError(f"image {i}: expected an HxWx3 (RGB) array, got shape {a.shape}")
     return crop_resize(torch.from_numpy(np.array(a[:, :, :3])).permute(2, 0, 1), pre)  # a writable copy
+
+
+def _array_mode(a: np.ndarray) -> str:
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    bits = "16-bit " if a.dtype == np.uint16 else ""
+    return {1: f"{bits}grey", 3: f"{bits}RGB", 4: f"{bits}RGBA"}.get(channels, f"{channels} channels") + " array"
+
+
+def note_images(items: list, pre: Preprocess) -> None:
+    """Once per call, a note (logged) about images smaller than `MIN_SIDE` px or in unusual modes
+    (16-bit, CMYK, palette, alpha, ...), with a count and an example. Reads file headers only."""
+    seen = []
+    for i, x in enumerate(items):
+        if isinstance(x, str):
+            header = image_header(x)
+            if header is not None:
+                seen.append((x, *header))
+        elif isinstance(x, Image.Image):
+            seen.append((label(x, i), x.size, x.mode))
+        elif isinstance(x, np.ndarray):
+            mode = "RGB" if x.dtype == np.uint8 and x.ndim == 3 and x.shape[2] == 3 else \
+                "L" if x.dtype == np.uint8 and x.ndim == 2 else _array_mode(x)
+            seen.append((label(x, i), (x.shape[1], x.shape[0]), mode))
+    for note in image_notes(seen, len(seen), pre):
+        log.warning("%s", note)
 
 
 def faces(items: list, pre: Preprocess) -> torch.Tensor:
@@ -85,9 +138,7 @@ def faces(items: list, pre: Preprocess) -> torch.Tensor:
         out[paths] = load_faces([items[i] for i in paths], pre)
     for i, x in enumerate(items):
         if isinstance(x, Image.Image):
-            from torchvision.transforms.v2 import functional as F
-
-            out[i] = crop_resize(F.pil_to_tensor(x.convert("RGB")), pre)
+            out[i] = crop_resize(to_rgb(x), pre)
         elif isinstance(x, np.ndarray):
             out[i] = _array_face(x, pre, i)
     return out

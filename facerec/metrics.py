@@ -13,6 +13,11 @@ show a 5-pair case where it does). AUC is the trapezoid area of that same curve
 TAR@FAR=x is the largest TPR of any threshold (a distinct score, or +inf for "accept
 nothing") whose FPR <= x. It is read from every operating point, not from the thinned curve,
 whose dropped inner points of a tied run can be the best one under x.
+The threshold kept for FAR=x (`tar_far_x_threshold`, the one `facerec verify --far` uses) is
+that point's, except where that point is "accept nothing" (x times the different pairs is under
+one false accept and the highest-scoring pair is a different one, or the top scores tie): then it
+is the highest different-pair score, never +inf, so a decision at it accepts that pair (and an
+image compared with itself).
 
 Best accuracy maximises (TP + TN) / n over the same thresholds; on a tie the strictest
 (highest) threshold wins. The LFW protocol's k-fold accuracy picks, for each fold, the best
@@ -116,14 +121,43 @@ def _tar_at_far(p: _Points, far: float) -> float:
     return float(p.tp[_far_index(p, far)] / p.n_pos * 100)
 
 
+def _far_threshold(p: _Points, far: float) -> tuple[float, str | None]:
+    i = _far_index(p, far)
+    budget = far * p.n_neg
+    if i > 0 and budget >= 1 - 1e-9:
+        return float(p.thr[i]), None
+    smallest = f"the smallest FAR these pairs measure is 1/{p.n_neg} = {1 / p.n_neg:.2g}"
+    why = (f"FAR={far:g} is {budget:.2g} false accept(s) of {p.n_neg} different validation pairs" if budget < 1 - 1e-9
+           else f"FAR={far:g} allows {budget:.2g} false accept(s) of {p.n_neg} different validation pairs, but more "
+                "of them tie at the top score")
+    if i > 0:
+        return float(p.thr[i]), (f"{why}: the threshold {p.thr[i]:.4f} is the lowest score above every one of them "
+                                 f"(FAR 0 on them); {smallest}")
+    # Only "accept nothing" (+inf) keeps within the budget. Never +inf (an image would not match
+    # itself): the highest different-pair score, which accepts that pair.
+    j = int(np.argmax(p.fp > 0))
+    t, fp = float(p.thr[j]), int(p.fp[j])
+    return t, (f"{why}, and no same pair scores above them: the threshold is the highest different-pair score, "
+               f"{t:.4f}, which accepts {fp} of them (FAR {fp / p.n_neg:.2g}); {smallest}")
+
+
 def _threshold_at_far(p: _Points, far: float) -> float:
-    """The threshold of the TAR@FAR point: the lowest one whose false accepts stay within `far`."""
-    return float(p.thr[_far_index(p, far)])
+    """The decision threshold for `far` (see `far_threshold`)."""
+    return _far_threshold(p, far)[0]
+
+
+def far_threshold(scores, labels, far: float) -> tuple[float, str | None]:
+    """(threshold, note): the lowest cosine threshold (score >= threshold accepts) with FPR <= far on
+    these pairs, never +inf: where only "accept nothing" keeps FPR <= far (no same pair scores above
+    every different pair that far x n_neg < 1 allows, or the top scores tie), the highest different-pair
+    score. The note (else None) says when the pairs cannot measure `far` (far x n_neg < 1 false accept,
+    e.g. FAR=1e-3 on 500 different pairs) and names the smallest FAR they measure (1 / n_neg)."""
+    return _far_threshold(_points(*_check(scores, labels)), float(far))
 
 
 def threshold_at_far(scores, labels, far: float) -> float:
-    """Lowest cosine threshold (score >= threshold accepts) with FPR <= far on these pairs."""
-    return _threshold_at_far(_points(*_check(scores, labels)), float(far))
+    """The threshold of `far_threshold`, without its note."""
+    return far_threshold(scores, labels, far)[0]
 
 
 def _correct(p: _Points) -> np.ndarray:

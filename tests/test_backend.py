@@ -250,6 +250,16 @@ def test_backend_fit_cli_recalibrates_and_facerec_load_uses_it(orl, tmp_path, ca
     assert v.score == pytest.approx(want[0], abs=1e-5) and v.threshold == pytest.approx(thr, abs=1e-6)
     assert v.same is (v.score >= v.threshold)
     assert m.verify(a[0], b[0], threshold=v.score - 1).same  # any finite threshold on the LLR's scale
+    # the CLI too: a PLDA threshold outside [-1, 1] is a threshold, not a usage error
+    below = min(v.score, -1.0) - 1.0
+    assert main(["verify", a[0], b[0], "--checkpoint", str(out), f"--threshold={below:.6f}"]) == 0
+    assert capsys.readouterr().out.startswith("SAME  score ")
+    # identify ranks by cosine: the model's LLR thresholds mark no match unknown, and the note says why
+    assert main(["identify", "--gallery", str(orl["orl_dir"]), "--probe", str(orl["orl_dir"] / "s1"), "--checkpoint",
+                 str(out), "--json", "--workers", "0", "--no-progress"]) == 0
+    got = capsys.readouterr()
+    r = json.loads(got.out)
+    assert r["threshold"] is None and r["unknown"] == 0 and "plda back-end scores" in got.err
     from facerec.export import metadata
 
     carried = from_state(json.loads(json.dumps(metadata(m)))["backend"])  # what an ONNX export holds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def add_data_root(p: argparse.ArgumentParser) -> None:
@@ -25,3 +26,39 @@ def progress_on(args) -> bool:
     import sys
 
     return args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+
+
+def cosine_threshold(text: str) -> float:
+    """argparse type of a --threshold: a finite cosine in [-1, 1] (nan or inf is a usage error, exit 2)."""
+    try:
+        t = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [-1, 1], got {text!r}") from None
+    if not (math.isfinite(t) and -1 <= t <= 1):
+        raise argparse.ArgumentTypeError(f"a cosine threshold is a finite number in [-1, 1], got {text!r}")
+    return t
+
+
+def score_threshold(text: str) -> float:
+    """argparse type of verify's --threshold: a finite number (nan would refuse every pair, inf even an
+    image compared with itself). Its range depends on the model (a cosine in [-1, 1], a back-end's score
+    otherwise), so that is checked once the model is loaded."""
+    try:
+        t = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+    if not math.isfinite(t):
+        raise argparse.ArgumentTypeError(f"a threshold is a finite number (a cosine in [-1, 1], or a back-end's "
+                                         f"score), got {text!r}")
+    return t
+
+
+def false_accept_rate(text: str) -> float:
+    """argparse type of a --far: a number in (0, 1)."""
+    try:
+        far = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < far < 1:
+        raise argparse.ArgumentTypeError(f"a false accept rate lies in (0, 1), got {text!r}")
+    return far

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_device, add_progress, progress_on
+from .common import add_device, add_progress, cosine_threshold, progress_on
 from .embed import add_model_source, load_model
 
 
@@ -21,7 +21,12 @@ def add_parser(sub) -> None:
                    help="mean: one averaged template per identity; image: every gallery image, best match counts "
                         "(default mean)")
     p.add_argument("--top-k", type=int, default=5, help="matches listed per probe (default 5)")
-    p.add_argument("--output", default=None, help="CSV: probe,truth,rank,identity,score per match (default: none)")
+    p.add_argument("--threshold", type=cosine_threshold, default=None,
+                   help="a cosine in [-1, 1]: a probe whose best score is below it is marked unknown (default: the "
+                        "model's validation EER threshold; none for a model with a back-end, whose thresholds are "
+                        "not cosines)")
+    p.add_argument("--output", default=None, help="CSV: probe,truth,rank,identity,score,decision per match "
+                                                  "(decision: match, or unknown below the threshold) (default: none)")
     p.add_argument("--plot", default=None, help="CMC curve PNG, for labelled probes (default: cmc.png beside "
                                                 "--output, else none)")
     p.add_argument("--json", action="store_true", help="print one JSON object (matches included)")
@@ -39,10 +44,12 @@ def _write_csv(path, result) -> None:
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["probe", "truth", "rank", "identity", "score"])
+    w.writerow(["probe", "truth", "rank", "identity", "score", "decision"])
+    thr = result["threshold"]
     for m in result["matches"]:
         for r, (ident, score) in enumerate(m["top"], 1):
-            w.writerow([m["probe"], m.get("truth", ""), r, ident, f"{score:.6f}"])
+            decision = "" if thr is None else "unknown" if score < thr else "match"
+            w.writerow([m["probe"], m.get("truth", ""), r, ident, f"{score:.6f}", decision])
     write_text(path, buf.getvalue())
 
 
@@ -53,7 +60,7 @@ def run(args) -> int:
 
     model = load_model(args)
     result = identify(model, args.gallery, args.probe, template=args.template, top_k=args.top_k,
-                      batch_size=args.batch_size, progress=progress_on(args))
+                      batch_size=args.batch_size, progress=progress_on(args), threshold=args.threshold)
     if args.output:
         _write_csv(args.output, result)
     plot = args.plot or (str(Path(args.output).with_name("cmc.png")) if args.output else None)
@@ -69,13 +76,18 @@ def run(args) -> int:
     print(f"{result['probe_images']} probes vs {result['identities']} identities "
           f"({result['gallery_images']} gallery images, {args.template} templates)", file=out)
     if "rank1" in result:
-        print(f"rank-1 {result['rank1']:.2f}%  rank-5 {result['rank5']:.2f}%", file=out)
+        print(f"rank-1 {result['rank1']:.2f}%  rank-5 {result['rank5']:.2f}% (closed-set: unknown ones counted by "
+              "their best match)", file=out)
+    if result["threshold"] is not None:
+        print(f"unknown: {result['unknown']} of {result['probe_images']} probes score below {result['threshold']:.4f} "
+              f"({result['threshold_from']}) with their best match", file=out)
     if args.output:
         print(f"matches: {args.output}" + (f" | CMC: {plot}" if "plot" in result else ""), file=out)
     else:
         for m in result["matches"][:10]:
             best = m["top"][0]
-            print(f"{m['probe']}: {best[0]} ({best[1]:.4f})" + (f"  truth {m['truth']}" if "truth" in m else ""))
+            flag = f"  unknown (below {result['threshold']:.4f})" if m["unknown"] else ""
+            print(f"{m['probe']}: {best[0]} ({best[1]:.4f}){flag}" + (f"  truth {m['truth']}" if "truth" in m else ""))
         if len(result["matches"]) > 10:
             print(f"... {len(result['matches']) - 10} more (--output writes them all)")
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ..errors import FacerecError
-from .common import add_device
+from .common import add_device, false_accept_rate, score_threshold
 from .embed import add_model_source, load_model
 
 
@@ -19,9 +19,12 @@ def add_parser(sub) -> None:
     p.add_argument("image2", help="second image")
     add_model_source(p)
     thr = p.add_mutually_exclusive_group()
-    thr.add_argument("--far", type=float, default=None, help="threshold at this false accept rate on the run's "
-                                                             "validation pairs, e.g. 1e-3 (default: the EER threshold)")
-    thr.add_argument("--threshold", type=float, default=None, help="cosine threshold to use (default: the EER one)")
+    thr.add_argument("--far", type=false_accept_rate, default=None,
+                     help="threshold at this false accept rate on the run's validation pairs, e.g. 1e-3; where they "
+                          "cannot measure it, a note says which threshold is used (default: the EER threshold)")
+    thr.add_argument("--threshold", type=score_threshold, default=None,
+                     help="threshold to use: a cosine in [-1, 1], or with a back-end (facerec backend fit) a "
+                          "finite number on its scale, for PLDA a log-likelihood ratio (default: the EER one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device(p)
     p.set_defaults(func=run)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..fileio import atomic_path
-from .transforms import Preprocess, load_face
+from .transforms import DECODE_VERSION, Preprocess, load_face
 
 CACHE_ENV = "FACEREC_CACHE"
 
@@ -63,7 +63,7 @@ def choose(mode: str, n_images: int, pre: Preprocess, budget_mb: float) -> tuple
 
 def _key(root: str, paths, pre: Preprocess, stats=None) -> str:
     h = hashlib.sha1()
-    h.update(json.dumps([pre.resize_to, pre.face_crop, 2]).encode())  # 2: torchvision decode + tensor resize
+    h.update(json.dumps([pre.resize_to, pre.face_crop, 2, DECODE_VERSION]).encode())  # decoder changes: new store
     for i, p in enumerate(paths):
         full = os.path.abspath(os.path.join(root, p))
         if stats is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import cannot_read
 from ..fileio import atomic_path
 from .lists import PairList, TrainList, stat_files
 from .strings import Strings
@@ -25,8 +26,11 @@ DIGEST_BYTES = 16
 
 
 def _digest(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return hashlib.blake2b(fh.read(), digest_size=DIGEST_BYTES).digest()
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.blake2b(fh.read(), digest_size=DIGEST_BYTES).digest()
+    except OSError as exc:  # the one message decoding gives too: `X: cannot read image (permission denied)`
+        raise cannot_read(path, exc) from None
 
 
 def path_keys(paths) -> np.ndarray:

@@ -2,12 +2,67 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from ..errors import DataError, ValidationError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
 UNKNOWN_LABEL = -1
+
+
+def train_list_form(path) -> str:
+    """How a train list separates its two fields: `csv` (.csv: commas, "quoted" fields), `tsv` (.tsv: tabs,
+    quoting too) or `text` (anything else: decided per line, see `train_line_fields`)."""
+    return {".csv": "csv", ".tsv": "tsv"}.get(Path(path).suffix.lower(), "text")
+
+
+def plain_train_line(line: str, form: str = "text") -> bool:
+    """face_trainer's `identity relpath` line (fields split on whitespace), as opposed to a tab or CSV line."""
+    return form == "text" and "\t" not in line and not line.lstrip().startswith('"')
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    """CSV fields, strictly quoted (a quote closes a field only before a delimiter); [] when not so."""
+    try:
+        fields = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True, strict=True), [])
+    except csv.Error:
+        return []
+    fields = [f.strip() for f in fields]
+    return [f for f in fields if f] if delimiter == " " else fields
+
+
+def train_line_fields(line: str, form: str = "text") -> list[str]:
+    """The fields of one train list line. `text` lists take each line as it comes:
+    `identity<TAB>relpath` when it holds a tab (then names may hold spaces), a CSV line when it starts
+    with a quote (`"John Smith","John Smith/1.jpg"`, or the same separated by a space), else
+    `identity relpath` split on whitespace (face_trainer's form, unchanged). `csv`/`tsv` lists are
+    read with Python's csv module (quotes, commas or tabs inside quotes)."""
+    line = line.rstrip("\r\n")
+    if form == "csv":
+        return _split(line, ",")
+    if form == "tsv":
+        return _split(line, "\t")
+    if "\t" in line:
+        return _split(line, "\t") if line.lstrip().startswith('"') else [f.strip() for f in line.split("\t")]
+    if line.lstrip().startswith('"'):
+        fields = _split(line, ",")
+        return fields if len(fields) == 2 else _split(line, " ")
+    return line.split()
+
+
+def train_line(identity: str, relpath: str) -> str:
+    """One train list line (no newline) that `train_line_fields` reads back as (identity, relpath) in a
+    `text` list: face_trainer's `identity relpath` when neither holds whitespace, else the tab form,
+    else (a tab, a newline or a leading quote in a name) a quoted CSV line."""
+    def awkward(x: str) -> bool:
+        return not x or x != x.strip() or x.startswith('"')
+
+    if not any(c.isspace() for c in identity + relpath) and not awkward(identity):
+        return f"{identity} {relpath}"
+    if not any(c in "\t\r\n" for c in identity + relpath) and not awkward(identity) and not awkward(relpath):
+        return f"{identity}\t{relpath}"
+    return ",".join('"' + x.replace('"', '""') + '"' for x in (identity, relpath))
 
 
 def root_comment(lines: list[str]) -> str | None:

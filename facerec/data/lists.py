@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ValidationError
+from ..errors import DataError, ValidationError, cannot_read
 from ..fileio import write_text
-from .listfile import IMAGE_EXTS, UNKNOWN_LABEL, resolve_root
+from .listfile import (
+    IMAGE_EXTS,
+    UNKNOWN_LABEL,
+    plain_train_line,
+    resolve_root,
+    train_line,
+    train_line_fields,
+    train_list_form,
+)
 from .pairs import PairList, read_pairs, write_pairs
 from .strings import Strings, StringsBuilder
 
@@ -122,7 +131,7 @@ def stat_files(root: str, paths, source: str = "") -> tuple[np.ndarray, np.ndarr
         try:
             st = os.stat(os.path.join(root, p))
         except OSError as exc:
-            raise DataError(f"{source or root}: cannot read {os.path.join(root, p)} ({exc.strerror})") from None
+            raise cannot_read(os.path.join(root, p), exc) from None
         size[i], mtime[i] = st.st_size, st.st_mtime_ns
     return size, mtime
 
@@ -167,7 +176,10 @@ def _first_line(path: Path) -> list[str]:
 
 
 def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
-    """face_trainer's train list: one `identity relpath` per line. Read as a stream (a million
+    """face_trainer's train list: one `identity relpath` per line, or `identity<TAB>relpath`, or a CSV
+    line (`.csv`/`.tsv` files, or a line that starts with a quote; see `listfile.train_line_fields`),
+    so names may hold spaces. In a tab or CSV list, a first line naming no image is a header row: skipped,
+    with a note. Read as a stream (a million
     lines never become a million Python objects); with check_files each image is stat'ed once and
     its (size, mtime) kept for the leakage digests."""
     path = Path(path)
@@ -177,14 +189,26 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
     class_of: dict[str, int] = {}
     labels, sizes, mtimes = array("q"), array("q"), array("q")
     chunk: list[str] = []
+    form = train_list_form(path)
+    first = True
     try:
         with open(path, encoding="utf-8-sig") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip() or line.startswith("#"):
                     continue
-                parts = line.split()
-                if len(parts) != 2:
-                    problems.append(f"{path}:{lineno}: expected 'identity relpath', got {line.rstrip()!r}")
+                parts = train_line_fields(line, form)
+                if first and len(parts) == 2 and not plain_train_line(line, form) \
+                        and not parts[1].lower().endswith(IMAGE_EXTS) and not os.path.isfile(os.path.join(root_s, parts[1])):
+                    # A spreadsheet's header row (`identity,path`): no image by that name, nor an image's
+                    # extension (a missing image on the first line stays an error).
+                    first = False
+                    log.warning("%s:%d: first line %r names no image: taken as a header row and skipped", path,
+                                lineno, line.rstrip("\r\n"))
+                    continue
+                first = False
+                if len(parts) != 2 or not all(parts):
+                    problems.append(f"{path}:{lineno}: expected 'identity relpath' (or identity<TAB>relpath, or "
+                                    f"a CSV line \"identity\",\"relpath\"), got {line.rstrip(chr(10) + chr(13))!r}")
                     continue
                 ident, rel = parts
                 if check_files:
@@ -192,6 +216,9 @@ def read_train_list(path, root=None, check_files: bool = True) -> TrainList:
                         st = os.stat(os.path.join(root_s, rel))
                     except OSError:
                         problems.append(f"{path}:{lineno}: image not found: {root / rel}")
+                        continue
+                    if not stat.S_ISREG(st.st_mode):
+                        problems.append(f"{path}:{lineno}: not an image file: {root / rel}")
                         continue
                     if st.st_size == 0:
                         problems.append(f"{path}:{lineno}: empty (zero-byte) image: {root / rel}")
@@ -227,7 +254,8 @@ def load_train(spec, root=None, check_files: bool = True) -> TrainList:
 
 
 def write_train_list(path, root, paths, identities) -> None:
-    body = "".join(f"{i} {p}\n" for p, i in zip(paths, identities))
+    """`identity relpath` lines; a name with spaces gets the tab (or quoted CSV) form, read back the same."""
+    body = "".join(train_line(i, p) + "\n" for p, i in zip(paths, identities))
     write_text(path, f"# root: {Path(root).resolve()}\n{body}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import write_text
-from .listfile import UNKNOWN_LABEL, entries, raise_problems, read_lines, resolve_root
+from .listfile import IMAGE_EXTS, UNKNOWN_LABEL, entries, raise_problems, read_lines, resolve_root
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,20 @@ class PairList:
         return uniq, np.array([index[p] for p in self.path1]), np.array([index[p] for p in self.path2])
 
 
+def _is_header(parts: list[str], root: Path) -> bool:
+    """A spreadsheet's header row (`label,path1,path2`): a label that is not 0/1 and paths naming no file,
+    nor with an image's extension (a first pair whose images are missing stays an error)."""
+    paths = [x for x in parts[1:3] if x]
+    return (len(parts) in (3, 4) and parts[0] not in ("0", "1") and len(paths) == 2
+            and not any(x.lower().endswith(IMAGE_EXTS) or (root / x).is_file() for x in paths))
+
+
 def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: bool = True,
                allow_duplicates: bool | None = None) -> PairList:
     """Pair CSV `label,path1,path2[,fold]`; with allow_unknown a test list may omit the label
-    (`path1,path2`) or carry a non-0/1 placeholder. Repeated pairs are kept (and said) when
+    (`path1,path2`) or carry a non-0/1 placeholder. A first line whose label is not 0/1 and whose paths
+    name no file is a header row (`label,path1,path2`, as spreadsheets write it): skipped, with a note.
+    Repeated pairs are kept (and said) when
     scoring (default: with allow_unknown) and refused for validation, where one would count twice."""
     if allow_duplicates is None:
         allow_duplicates = allow_unknown
@@ -61,10 +71,17 @@ def read_pairs(path, root=None, *, allow_unknown: bool = False, check_files: boo
     labels, p1, p2, folds, texts, problems, rows = [], [], [], [], [], [], []
     seen: dict[tuple[str, str], int] = {}
     duplicates: list[str] = []
+    first = True
     for lineno, line in entries(lines):
         parts = [c.strip().strip('"').strip() for c in line.split(",")]  # spreadsheet exports quote fields
         if len(parts) == 2 and allow_unknown:
             parts = [""] + parts
+        if first and _is_header(parts, root):
+            first = False
+            log.warning("%s:%d: first line %r is not a pair (no 0/1 label, no such images): taken as a header row "
+                        "and skipped", path, lineno, line)
+            continue
+        first = False
         if len(parts) not in (3, 4):
             problems.append(f"{path}:{lineno}: expected 'label,path1,path2[,fold]', got {line!r}")
             continue
