@@ -16,7 +16,7 @@ QUICK  ?=
 SEEDS  ?=
 NPROC  ?=
 
-.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-demo lfw-view2 clean experiments report
+.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-jobs bench-demo lfw-view2 clean experiments report
 
 setup: $(STAMP)
 
@@ -92,6 +92,12 @@ bench-scale: $(STAMP)
 # 1 process x 2 threads vs 2 processes x 1 thread (torchrun), same steps: the collectives' cost.
 bench-ddp: $(STAMP)
 	$(PY) scripts/bench_ddp.py $(ARGS)
+
+# A phase with --jobs 1,2,4,8 on one GPU (1,2 on the CPU, jobs x threads = cores): runs per hour,
+# GPU busy share, peak memory, metrics equal to --jobs 1. On a GPU ~30 min; on 2 cores pass e.g.
+# ARGS="--only model_se_resnet18,model_mobilefacenet --set epochs=2 --set max_steps=30" (~10 min).
+bench-jobs: $(STAMP)
+	$(PY) scripts/bench_jobs.py $(ARGS)
 
 # `make demo` over seeds 42, 123, 456 (~30 min on 2 cores): the figure README quotes, beside it.
 bench-demo: $(STAMP)
