@@ -254,3 +254,36 @@ def test_a_phase_folder_runs_one_scheduler_at_a_time(data_root_orl, tmp_path, mo
     assert "Traceback" not in r.stderr
     assert not list((tmp_path / "res").rglob("log.txt"))  # nothing started
     assert main(_phase(tmp_path / "res", data_root_orl, "--dry-run")) == 0
+
+
+def test_probe_runs_real_steps_and_reports_no_peak_on_the_cpu(orl_dir, tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    from facerec import config
+    from facerec.experiments.probe import step_peak_mb
+
+    train = tmp_path / "train.txt"
+    train.write_text(f"# root: {orl_dir}\n" + "".join(f"s{p} s{p}/{i}.pgm\n" for p in range(1, 6) for i in range(1, 5)))
+    cfg = config.load([], {"model": "resnet18", "input_size": 32, "embedding_dim": 32, "loss": "arcface",
+                           "batch_classes": 4, "per_class": 2, "train": str(train)})
+    from facerec import optim
+
+    steps, build = [], optim.build_optimizer
+
+    def counting(*a, **kw):
+        opt = build(*a, **kw)
+        step = opt.step
+        opt.step = lambda *sa, **skw: (steps.append(1), step(*sa, **skw))[1]
+        return opt
+
+    monkeypatch.setattr(optim, "build_optimizer", counting)
+    assert step_peak_mb(cfg, "cpu") is None  # the CPU has no allocator peak to read
+    assert len(steps) == 2  # two real optimiser steps (the second holds the optimiser state)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(config.dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "facerec.experiments.probe", "cpu", str(path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"free_mb": None, "total_mb": None, "peak_mb": [None]}
