@@ -371,3 +371,131 @@ def test_no_progress_bars_in_a_log_file(tmp_path, orl_lists):
                               str(orl_lists / "orl_train.txt"), "--run-dir", str(tmp_path / "r")],
                              stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=300)
     assert rc == 0 and "\r" not in log.read_text() and "epoch 1 |" in log.read_text()
+
+
+# --- training that cannot learn -----------------------------------------------------------------
+def test_one_identity_is_refused_before_any_work(capsys, tmp_path, orl_dir):
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"# root: {orl_dir}\n" + "".join(f"s1 s1/{i}.pgm\n" for i in range(1, 11)))
+    refused(capsys, 1, [str(lst), "1 identity (s1)", "at least 2 identities"],
+            *train_args(lst, run=tmp_path / "r"), "--loss", "arcface")
+    assert not (tmp_path / "r").exists()
+
+
+def test_min_images_drop_leaving_one_identity(capsys, tmp_path, orl_dir):
+    lst = tmp_path / "train.txt"
+    lst.write_text(f"# root: {orl_dir}\n" + "".join(f"s1 s1/{i}.pgm\n" for i in range(1, 11)) + "s2 s2/1.pgm\n")
+    refused(capsys, 1, [str(lst), "1 identity has at least K=2 images", "1 dropped"],
+            *train_args(lst, run=tmp_path / "r"), "--min-images", "drop")
+    assert not (tmp_path / "r").exists()
+
+
+def test_batches_of_one_identity_are_refused_for_a_metric_loss(capsys, tmp_path, orl_lists):
+    refused(capsys, 2, ["batch_classes (P) is 1", "triplet"], *train_args(orl_lists / "orl_train.txt",
+            run=tmp_path / "r"), "--loss", "triplet", "--batch-classes", "1")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("label", ["1", "0"])
+def test_validation_pairs_of_one_class_are_refused_before_training(capsys, tmp_path, orl_lists, label):
+    src = (orl_lists / "orl_val_pairs.csv").read_text().splitlines()
+    body = [line for line in src[1:] if line.split(",")[0] == label]
+    p = tmp_path / "val.csv"
+    p.write_text("\n".join([src[0], *body]) + "\n")
+    refused(capsys, 1, [str(p), f"all {len(body)} pairs are {'same (1)' if label == '1' else 'different (0)'}"],
+            *train_args(orl_lists / "orl_train.txt", p, run=tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+# --- divergence and what a stop says is saved ----------------------------------------------------
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_exploding_arcface_is_stopped_naming_what_exists(capsys, tmp_path, orl_lists):
+    run = tmp_path / "run"
+    err = refused(capsys, 1, "stopped", *train_args(orl_lists / "orl_train.txt", run=run), "--loss", "arcface",
+                  "--lr", "1e6", "--epochs", "3")
+    line = one_error_line(err)
+    assert "diverged" in line or "loss became" in line, line
+    if (run / "last.pt").is_file():
+        assert f"{run / 'last.pt'} (epoch {torch.load(run / 'last.pt', weights_only=True)['epoch']})" in line
+    else:
+        assert "Nothing was saved" in line and "last.pt" not in line
+
+
+def test_validation_embeddings_collapsing_to_one_point_stop_the_run(capsys, tmp_path, orl_lists, monkeypatch):
+    import facerec.evaluate
+
+    real = facerec.evaluate.embed_batches
+    monkeypatch.setattr(facerec.evaluate, "embed_batches", lambda *a, **k: torch.ones_like(real(*a, **k)))
+    run = tmp_path / "run"
+    err = refused(capsys, 1, ["training diverged in epoch 1", "collapsed to one point", "Nothing was saved"],
+                  *train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv", run=run))
+    assert not (run / "last.pt").exists() and "last.pt" not in one_error_line(err)
+
+
+def test_nan_in_epoch_1_names_no_checkpoint(capsys, tmp_path, orl_lists, monkeypatch):
+    monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "1")
+    run = tmp_path / "run"
+    err = refused(capsys, 1, ["loss became nan at epoch 1, step 1", "Nothing was saved"],
+                  *train_args(orl_lists / "orl_train.txt", run=run))
+    assert not (run / "last.pt").exists() and "last.pt" not in one_error_line(err)
+
+
+@pytest.mark.parametrize("how", ["signal", "raised"])
+def test_a_stop_while_saving_says_what_last_pt_holds(capsys, tmp_path, orl_lists, monkeypatch, how):
+    from facerec import checkpoint
+
+    real, calls = checkpoint.save, []
+
+    def save(path, payload):
+        calls.append(path)
+        if len(calls) == 2:  # epoch 2's last.pt (no val: no best.pt)
+            if how == "raised":  # stopped before the file was replaced
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arriving mid-write: the write completes first
+        return real(path, payload)
+
+    monkeypatch.setattr(checkpoint, "save", save)
+    run = tmp_path / "run"
+    want = (["interrupted after epoch 2", "epochs 1-2 are saved"] if how == "signal"
+            else ["interrupted in epoch 2", "epoch 1 is saved"])
+    refused(capsys, 130, [*want, f"--resume {run}"], *train_args(orl_lists / "orl_train.txt", run=run),
+            "--epochs", "3")
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == (2 if how == "signal" else 1)
+
+
+def test_a_stopped_run_is_plotted_and_compared_on_its_finished_epochs(capsys, tmp_path, orl_lists, finished_run,
+                                                                       monkeypatch):
+    monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "5")  # 2 steps an epoch: epoch 3, step 1
+    stopped = tmp_path / "stopped"
+    refused(capsys, 1, ["loss became nan at epoch 3", f"{stopped / 'last.pt'} (epoch 2)", "best.pt holds epoch"],
+            *train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv", run=stopped), "--epochs", "3")
+    monkeypatch.delenv("FACEREC_FAULT_NAN_AT_STEP")
+    assert (stopped / "curves.png").is_file() and (stopped / "roc_det.png").is_file()
+    assert not (stopped / "summary.json").exists()
+    rc, _, err = cli(capsys, "report", finished_run, stopped, "--out", tmp_path / "rep", "--bootstrap", "50")
+    assert rc == 0, err
+    md = (tmp_path / "rep" / "runs.md").read_text()
+    assert "stopped (interrupted at epoch 2)" in md and f"{stopped} (interrupted at epoch 2)" in md
+
+
+# --- what the log and --help say ------------------------------------------------------------------
+def test_the_log_says_how_many_images_an_epoch_uses_and_validation_time_apart(capsys, tmp_path, orl_lists):
+    import re
+
+    lines = [x for x in (orl_lists / "orl_train.txt").read_text().splitlines() if x and not x.startswith("#")]
+    n_ids = len({x.split()[0] for x in lines})
+    per_id = len(lines) // n_ids  # ORL: the same number of images for everyone
+    rc, out, err = cli(capsys, *train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv",
+                                           run=tmp_path / "r"), "--max-img-per-cls", "4", "--per-class", "3")
+    assert rc == 0, err
+    want = (f"an epoch uses {3 * n_ids} of {len(lines)} training images, left out: {(per_id - 4) * n_ids} by "
+            f"max_img_per_cls 4; {n_ids} by per_class K=3")
+    assert out.count("an epoch uses") == 1 and want in out, out
+    assert "max_steps 2 stops each epoch after 2 of" in out
+    assert re.search(r"epoch 1 \|.*\| \d+s \+ val \d+s", out), out
+

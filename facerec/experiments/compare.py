@@ -37,13 +37,16 @@ class RunData:
     def metrics(self) -> dict:
         return self.summary.get("best_metrics") or {}
 
+    @property
+    def interrupted_at(self) -> int | None:
+        """The last finished epoch of a run that stopped before its end; None for a finished run."""
+        return self.summary.get("interrupted_at")
+
 
 def load_run(run_dir, label: str | None = None) -> RunData:
     from ..scores import read_scores
 
     d = Path(run_dir)
-    if not is_finished(d):
-        raise FacerecError(f"{d}: no summary.json (the run has not finished; `facerec train --resume {d}` continues it)")
     cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
     history = []
     if (d / "metrics.csv").is_file():
@@ -51,8 +54,30 @@ def load_run(run_dir, label: str | None = None) -> RunData:
             history = [{k: float(v) for k, v in upgrade_row(r).items() if v not in ("", None)} for r in csv.DictReader(fh)]
     env = json.loads((d / "env.json").read_text()) if (d / "env.json").is_file() else {}
     scores = read_scores(d / "scores.txt") if (d / "scores.txt").is_file() else None
-    return RunData(label or cfg.get("tag") or d.name, int(cfg.get("seed", 0)), d, cfg,
-                   upgrade_summary(json.loads((d / "summary.json").read_text())), history, env, scores)
+    if is_finished(d):
+        summary = upgrade_summary(json.loads((d / "summary.json").read_text()))
+    else:
+        summary = _interrupted_summary(d, history, scores)
+    return RunData(label or cfg.get("tag") or d.name, int(cfg.get("seed", 0)), d, cfg, summary, history, env, scores)
+
+
+def _interrupted_summary(d: Path, history: list[dict], scores) -> dict:
+    """A stopped run is compared on the epochs it finished: its best validated epoch, whose scores
+    scores.txt holds (written whenever the validation EER improved)."""
+    from ..metrics import compute_all
+
+    validated = [r for r in history if "val_eer" in r]
+    if not validated:
+        raise FacerecError(f"{d}: no summary.json and no validated epoch in metrics.csv, so nothing to compare "
+                           f"(`facerec train --resume {d}` continues the run)")
+    best = min(validated, key=lambda r: r["val_eer"])
+    if scores is not None:
+        metrics = compute_all(scores.scores, scores.labels, scores.folds)
+    else:
+        metrics = {k[len("val_"):]: v for k, v in best.items() if k.startswith("val_") and k != "val_seconds"}
+    last = int(history[-1]["epoch"])
+    return {"epochs": last, "best_epoch": int(best["epoch"]), "best_eer": metrics["eer"], "best_metrics": metrics,
+            "train_seconds": sum(r.get("seconds", 0.0) for r in history), "interrupted_at": last}
 
 
 def groups_from_index(index, phase: str) -> dict[str, list[RunData]]:

@@ -47,7 +47,10 @@ def table_rows(comps: list[Comparison], baseline: str) -> list[list[str]]:
     rows = []
     for c in comps:
         is_base = c.label == baseline
-        rows.append([c.label + (" (baseline)" if is_base and c.label != "baseline" else ""), str(len(c.runs)), _pm(c.eer), "" if is_base else _delta(c),
+        stopped = [r.interrupted_at for r in c.runs if r.interrupted_at is not None]
+        mark = (f" (interrupted at epoch {stopped[0]})" if len(c.runs) == 1 else f" ({len(stopped)} interrupted)"
+                ) if stopped else ""
+        rows.append([c.label + (" (baseline)" if is_base and c.label != "baseline" else "") + mark, str(len(c.runs)), _pm(c.eer), "" if is_base else _delta(c),
                      "" if is_base else _p(c), "" if is_base else c.verdict, _pm(c.auc, 4), _pm(c.tar, 1),
                      _num(c.cost("trunk_params") and c.cost("trunk_params") / 1e6, ".2f"),
                      _num(c.cost("flops") and c.cost("flops") / 1e9, ".2f"), _num(c.cost("ms_per_image_cpu"), ".2f"),
@@ -147,7 +150,8 @@ def _rule() -> str:
 
 def _seed_rows(c: Comparison) -> list[list[str]]:
     return [[str(r.seed), f"{r.metrics['eer']:.2f}", f"{r.metrics['auc']:.4f}",
-             f"{r.metrics['tar_far_1e-2']:.1f}", str(r.summary.get("best_epoch")), str(r.run_dir)]
+             f"{r.metrics['tar_far_1e-2']:.1f}", str(r.summary.get("best_epoch")),
+             str(r.run_dir) + ("" if r.interrupted_at is None else f" (interrupted at epoch {r.interrupted_at})")]
             for r in c.runs]
 
 

@@ -6,12 +6,13 @@ from .data import Data, default_lfw_lists, is_classifier, largest_identities, lo
 from .eval_only import evaluate_only
 from .loop import Trainer
 from .records import peak_memory_mb
-from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, run_name, seed_everything
+from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, run_name, seed_everything
 
 __all__ = [
            "RESUME_ONLY",
            "RUN_PRODUCTS",
            "Data",
+           "Diverged",
            "Interrupted",
            "NonFiniteLoss",
            "Trainer",

@@ -53,6 +53,8 @@ def resume(t) -> None:
     set_rng_state(ckpt["rng"])
     t.epoch = int(ckpt["epoch"])
     t.best = dict(ckpt["best"])
+    t.saved_epoch = t.epoch
+    t.saved_best = max(0, int(t.best.get("epoch", 0)))
     t.stale = int(ckpt["stale"])
     t.history = [upgrade_row(r) for r in ckpt["history"]]  # a run from before metric_keys
     t.log(f"resumed {path} at epoch {t.epoch}")

@@ -69,10 +69,21 @@ def load_data(cfg, log=None) -> Data:
     train = load_train(cfg.train, cfg.root)
     if cfg.max_classes is not None and cfg.max_classes < train.num_classes:
         train = largest_identities(train, cfg.max_classes)
+    if train.num_classes < 2:
+        # A one-class softmax has no gradient and a metric loss has no different pair: the run would
+        # report loss 0 and 100% accuracy for a random network.
+        who = f" ({train.classes[0]})" if train.classes else ""
+        raise DataError(f"{cfg.train}: {train.num_classes} identit{'y' if train.num_classes == 1 else 'ies'}{who}; "
+                        "training needs at least 2 identities to learn anything")
     val = read_pairs(cfg.val, cfg.val_root, allow_unknown=True, allow_duplicates=False) if cfg.val else None
     if val is not None and not val.has_labels:
         raise DataError(f"{cfg.val}: the pairs have no 0/1 labels, so no validation EER can be measured; give a "
                         "labelled --val (and score this list after training with `facerec eval --output`)")
+    if val is not None:
+        n_same = int(np.count_nonzero(val.labels == 1))
+        if n_same in (0, len(val)):  # caught here, not after the first epoch's training
+            raise DataError(f"{cfg.val}: all {len(val)} pairs are {'same (1)' if n_same else 'different (0)'}; "
+                            "a validation EER needs both same (1) and different (0) pairs")
     if cfg.num_classes is not None and cfg.num_classes != train.num_classes:
         raise DataError(f"nClasses/num_classes is {cfg.num_classes} but {cfg.train} has {train.num_classes} identities")
     if val is not None and cfg.check_leakage:
@@ -132,9 +143,38 @@ def discard_partial(*batches) -> None:
             b.faces.discard()
 
 
+def epoch_images(t) -> str:
+    """How many of the listed images an epoch uses, and which keys leave the rest out: a preset's
+    caps (sized for one data set) would otherwise apply silently to another."""
+    cfg, s = t.cfg, t.sampler
+    total = len(t.data.train.labels)
+    have = np.array([len(m) for m in s.members], dtype=np.int64)
+    capped = np.minimum(have, s.n_images)  # after max_img_per_cls
+    whole = np.minimum(capped, (s.n_images // s.k) * s.k)  # after dropping what falls short of a group of K
+    used = np.minimum(whole, s.n_groups * s.k)  # after batch_fill full's cap on dominant identities
+    lost = [(total - int(have.sum()), f"min_images drop ({len(s.dropped)} identities with fewer than K={s.k})"),
+            (int((have - capped).sum()), f"max_img_per_cls {cfg.max_img_per_cls}"),
+            (int((capped - whole).sum()), f"per_class K={s.k} (short of a whole group; different ones each epoch)"),
+            (int((whole - used).sum()), "batch_fill full (dominant identities capped; different ones each epoch)")]
+    n_used = int(used.sum())
+    text = (f"an epoch uses all {total:,} training images" if n_used == total
+            else f"an epoch uses {n_used:,} of {total:,} training images")
+    left = [f"{n:,} by {why}" for n, why in lost if n > 0]
+    if left:
+        text += ", left out: " + "; ".join(left)
+    repeats = int(np.maximum(0, s.n_groups * s.k - have).sum())
+    if repeats:
+        text += f"; plus {repeats:,} repeated draws (min_images pad / oversample_to)"
+    if t.steps_per_epoch < len(s):
+        text += (f"; max_steps {cfg.max_steps} stops each epoch after {t.steps_per_epoch} of {len(s)} batches "
+                 f"(~{t.steps_per_epoch * s.p * s.k:,} images)")
+    return text
+
+
 def explain_batches(t) -> None:
     """Say in the log when batches are not P distinct identities of K images, and why."""
     cfg, s = t.cfg, t.sampler
+    t.log(epoch_images(t))
     n_ids = len(s.members)
     if n_ids < cfg.batch_classes:
         t.log(f"note: {n_ids} identities, fewer than --batch-classes {cfg.batch_classes}: a batch holds at most "
@@ -152,3 +192,17 @@ def explain_batches(t) -> None:
         t.log(f"note: batches shrink to ~{int(s.n_groups.sum()) // len(s)} identities so that every image is used "
                  "(--batch-fill spread) while one identity holds a large share of the images; --batch-fill full "
                  "or --max-img-per-cls keeps them full")
+
+
+def check_batches_can_learn(t) -> None:
+    """Refuse batches that cannot teach the loss anything: after --min-images drop fewer than two
+    identities are left, or (losses comparing images within a batch) batches of one identity."""
+    cfg, s = t.cfg, t.sampler
+    if len(s.members) < 2:
+        raise DataError(f"{cfg.train}: {len(s.members)} identit{'y has' if len(s.members) == 1 else 'ies have'} "
+                        f"at least K={cfg.per_class} images and min_images is drop ({len(s.dropped)} dropped); "
+                        "training needs at least 2 identities (min_images: pad keeps them, or lower --per-class)")
+    if not is_classifier(t.loss) and len(s) and int(s.n_groups.sum()) // len(s) < 2:
+        raise DataError(f"{cfg.train}: batches would hold ~1 identity each (one identity holds most images), and "
+                        f"{cfg.loss} compares identities within a batch; cap it with --max-img-per-cls, or "
+                        "use --batch-fill full")

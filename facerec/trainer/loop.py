@@ -28,7 +28,7 @@ from ..optim import build_optimizer, build_scheduler
 from . import checkpoints, parallel, records, state
 from . import data as prep
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
-from .state import RESUME_ONLY, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything
+from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything
 
 LOG = logging.getLogger("facerec.train")
 
@@ -59,6 +59,9 @@ class Trainer:
         if cfg.per_class is None:
             cfg.per_class = max(1, self.loss_probe.min_per_class)
         losses.check_per_class(self.loss_probe, cfg.per_class)
+        if cfg.batch_classes < 2 and not is_classifier(self.loss_probe):
+            raise FacerecError(f"batch_classes (P) is {cfg.batch_classes}: every batch would hold one identity, and "
+                               f"{cfg.loss} learns by comparing identities within a batch; use P >= 2")
         if cfg.mix != "none" and not is_classifier(self.loss_probe):
             raise FacerecError(f"mix={cfg.mix} needs a classifier loss (softmax, arcface, cosface, ...): a mixed image "
                                f"has no identity for {cfg.loss} to compare")
@@ -98,10 +101,13 @@ class Trainer:
         prep.explain_batches(self)
         if self.steps_per_epoch == 0:
             raise FacerecError(f"{cfg.train}: no full batch can be formed (P={cfg.batch_classes}, K={cfg.per_class})")
+        prep.check_batches_can_learn(self)
         self.optimizer = build_optimizer(cfg, self.model, self.loss)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.epoch = 0
+        self.saved_epoch = 0  # the epoch last.pt holds (set by resume too): what stop messages name
+        self.saved_best = 0  # the epoch best.pt holds
         self.best = {"eer": math.inf, "epoch": -1}
         self.step_log, self.ddp = None, None
         self.history: list[dict] = []
@@ -122,6 +128,7 @@ class Trainer:
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         sums = {"loss": 0.0, "n": 0}
         stat_sums: dict[str, float] = {}
+        emb_peak = None  # largest training embedding norm, kept on the device: no extra sync a step
         t0 = time.perf_counter()
         bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not self.progress, leave=False)
@@ -140,6 +147,8 @@ class Trainer:
                     loss, lv, stats = parallel.step_loss(self, x, y, n_global)
                 else:
                     emb = self.train_model(x)
+                    peak = emb.detach().float().norm(dim=1).max()
+                    emb_peak = peak if emb_peak is None else torch.maximum(emb_peak, peak)
                     loss = self.loss(emb.float(), y)
                     if perm is not None:
                         loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
@@ -172,6 +181,7 @@ class Trainer:
             bar.set_postfix(loss=f"{lv:.3f}", img_s=f"{sums['n'] / (time.perf_counter() - t0):.0f}")
             bar.update()
         bar.close()
+        self.train_emb_peak = None if emb_peak is None else emb_peak.reshape(1)
         seconds = time.perf_counter() - t0
         row = {"epoch": self.epoch + 1, "loss": sums["loss"] / max(1, sums["n"]),
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": sums["n"] / seconds}
@@ -204,8 +214,33 @@ class Trainer:
                             device=self.device, tta=self.cfg.tta)
         if self.world.enabled:
             emb = D.gather_rows(emb.to(self.device), D.counts_of(len(emb), self.world, self.device)).cpu()
+        state.check_embeddings(emb, "validation")
         scores = cosine_scores(emb, i1, i2)
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
+
+    def _check_diverged(self) -> None:
+        """After each epoch's training, before it is validated or saved: a diverged epoch is never saved."""
+        params = [*self.model.named_parameters(), *self.loss.named_parameters(prefix="loss")]
+        state.check_weights(params)
+        if self.train_emb_peak is not None:
+            state.check_norm_peak(self.train_emb_peak)
+
+    def _what_is_saved(self) -> str:
+        """The stop message's account of the files on disk, from what was really written."""
+        if not self.saved_epoch:
+            return "Nothing was saved (no epoch finished cleanly): start again"
+        text = f"The last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.saved_epoch})"
+        if self.saved_best:
+            text += f"; best.pt holds epoch {self.saved_best}"
+        return text
+
+    def _plots_so_far(self) -> None:
+        """A stopped run's folder still shows the curves and ROC of the epochs it finished."""
+        if self.world.is_main and self.history:
+            try:
+                records.plots(self)
+            except Exception as exc:  # the stop message matters more than a figure
+                LOG.debug("no plots for the stopped run: %s", exc)
 
     def fit(self) -> dict:
         self.t_fit = time.perf_counter()
@@ -249,16 +284,22 @@ class Trainer:
         self.t_start = time.perf_counter()
         self.seconds_before = sum(r.get("seconds", 0.0) for r in self.history)
         restore = state.stop_signals_as_interrupt()
+        self.current_epoch = self.epoch + 1
         try:
             while self.epoch < cfg.epochs:
+                self.current_epoch = self.epoch + 1
                 row = self.train_epoch()
+                self._check_diverged()
                 self.epoch += 1
                 if prep.settle(self, self.train_batches, "train"):
                     self.train_workers = 0  # indexing the store costs less than shipping batches from workers
                 if i1 is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
+                    t_val = time.perf_counter()
                     m, last_scores = self.validate(i1, i2)
                     if prep.settle(self, self.val_batches, "val"):
                         self.val_workers = 0
+                    # Apart from the training seconds, so an epoch line adds up to the wall time it took.
+                    row["val_seconds"] = time.perf_counter() - t_val
                     row.update({f"val_{k}": m[k] for k in ("eer", "auc", *TAR_KEYS)})
                     improved = m["eer"] < self.best["eer"] - cfg.min_delta
                     if improved:
@@ -271,25 +312,33 @@ class Trainer:
                     records.log_epoch(self, row, tb)
                 if self.on_epoch is not None:
                     self.on_epoch(row)
-                payload = checkpoints.payload(self)
-                checkpoints.save(self, "last.pt", payload)
-                if self.best["epoch"] == self.epoch:
-                    # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
-                    checkpoints.save(self, "best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
-                                           **records.deployment(self.best.get("metrics"), last_scores, self.data.val)})
-                    if last_scores is not None and self.world.is_main:
-                        records.write_scores(self, last_scores)
+                with state.finish_writing():
+                    payload = checkpoints.payload(self)
+                    checkpoints.save(self, "last.pt", payload)
+                    self.saved_epoch = self.epoch
+                    if self.best["epoch"] == self.epoch:
+                        # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
+                        checkpoints.save(self, "best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
+                                               **records.deployment(self.best.get("metrics"), last_scores, self.data.val)})
+                        self.saved_best = self.epoch
+                        if last_scores is not None and self.world.is_main:
+                            records.write_scores(self, last_scores)
                 if cfg.patience and self.stale >= cfg.patience:
                     self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.stale} epochs")
                     break
-        except NonFiniteLoss as exc:
-            raise DataError(f"{exc}; stopped. The last good checkpoint is {self.run_dir / 'last.pt'} "
-                            "(try a lower --lr, --grad-clip, or --amp off)") from None
+        except Diverged as exc:
+            self._plots_so_far()
+            what = exc if isinstance(exc, NonFiniteLoss) else f"training diverged in epoch {self.current_epoch}: {exc}"
+            raise DataError(f"{what}; stopped. {self._what_is_saved()} (try a lower --lr, --grad-clip, or --amp off)"
+                            ) from None
         except KeyboardInterrupt:
-            saved = (self.run_dir / "last.pt").is_file()
-            raise Interrupted(f"interrupted in epoch {self.epoch + 1}; " + (
-                f"epochs 1-{self.epoch} are saved: `facerec train --resume {self.run_dir}` continues exactly"
-                if saved else "no epoch had finished, so there is nothing to resume: start it again")) from None
+            self._plots_so_far()
+            done = self.saved_epoch
+            where = f"after epoch {done}" if done >= self.current_epoch else f"in epoch {self.current_epoch}"
+            raise Interrupted(f"interrupted {where}; " + (
+                f"{f'epochs 1-{done} are' if done > 1 else 'epoch 1 is'} saved: "
+                f"`facerec train --resume {self.run_dir}` continues exactly"
+                if done else "no epoch had finished, so there is nothing to resume: start it again")) from None
         finally:
             restore()
             prep.discard_partial(self.train_batches, getattr(self, "val_batches", None))

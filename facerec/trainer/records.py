@@ -61,7 +61,8 @@ def log_epoch(t, row: dict, tb) -> None:
         parts.append(f"acc {row['train_acc']:.1f}%")
     if "val_eer" in row:
         parts.append(f"val EER {row['val_eer']:.2f}%")
-    parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", f"{row['seconds']:.0f}s"]
+    seconds = f"{row['seconds']:.0f}s" + (f" + val {row['val_seconds']:.0f}s" if "val_seconds" in row else "")
+    parts += [f"lr {row['lr']:.2e}", f"{row['images_per_s']:.0f} img/s", seconds]
     t.log(" | ".join(parts))
 
 
@@ -84,24 +85,31 @@ def write_scores(t, scores: np.ndarray) -> None:
     write_scores(t.run_dir / "scores.txt", scores, v.label_text, v.path1, v.path2, v.folds)
 
 
-def finish(t) -> dict:
-    from ..plots import plot_curves
+def plots(t):
+    """curves.png of the finished epochs and roc_det.png of the best one's scores (returned, if any)."""
+    from ..plots import plot_curves, plot_roc_det
+    from ..scores import read_scores
 
+    if t.history:
+        plot_curves(t.history, t.run_dir / "curves.png")
+    if not (t.run_dir / "scores.txt").is_file():
+        return None
+    s = read_scores(t.run_dir / "scores.txt")
+    plot_roc_det({f"{t.cfg.model} {t.cfg.loss}": (s.scores, s.labels)}, t.run_dir / "roc_det.png")
+    return s
+
+
+def finish(t) -> dict:
     summary = {"metrics_version": METRICS_VERSION, "run_dir": str(t.run_dir), "epochs": t.epoch, "best_eer": t.best["eer"],
                "best_epoch": t.best["epoch"], "hypothesis": t.cfg.hypothesis,
                "train_seconds": sum(r.get("seconds", 0.0) for r in t.history),
                "wall_seconds": t.seconds_before + time.perf_counter() - t.t_start,
                "peak_memory_mb": peak_memory_mb(t.device), "first_step_seconds": t.first_step_seconds,
                **costs(t)}
-    if t.history:
-        plot_curves(t.history, t.run_dir / "curves.png")
-    if (t.run_dir / "scores.txt").is_file():
+    s = plots(t)
+    if s is not None:
         from ..metrics import compute_all
-        from ..plots import plot_roc_det
-        from ..scores import read_scores
 
-        s = read_scores(t.run_dir / "scores.txt")
-        plot_roc_det({f"{t.cfg.model} {t.cfg.loss}": (s.scores, s.labels)}, t.run_dir / "roc_det.png")
         # A run resumed from a checkpoint of an older version has no metrics in `best`.
         summary["best_metrics"] = t.best.get("metrics") or compute_all(s.scores, s.labels, s.folds)
     from ..metrics import jsonable

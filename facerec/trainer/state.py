@@ -6,6 +6,7 @@ and the augmentation draw from (seed, epoch, step), so a resumed run repeats the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -103,14 +104,85 @@ def open_run_dir(t) -> Path:
     return t.run_dir
 
 
-class NonFiniteLoss(RuntimeError):
+class Diverged(RuntimeError):
+    """Training has left any useful range (the message says how); the epoch is not saved."""
+
+
+class NonFiniteLoss(Diverged):
     pass
+
+
+# Past these, training has diverged even while the loss stays finite (margin losses normalise weights
+# and embeddings, so an exploding network still yields finite logits). Healthy networks stay orders
+# of magnitude below both.
+WEIGHT_LIMIT = 1e5  # largest |parameter|
+NORM_LIMIT = 1e5  # largest embedding L2 norm
+COLLAPSE_SPREAD = 1e-3  # largest distance of a unit validation embedding from their mean: one point
+
+
+def check_weights(named_params) -> None:
+    named = [(n, p) for n, p in named_params if p.numel()]
+    if not named:
+        return
+    peaks = torch.stack([p.detach().abs().max().float() for _, p in named]).cpu()  # one device sync
+    bad = (~torch.isfinite(peaks)).nonzero().flatten()
+    if len(bad):
+        raise Diverged(f"weights became NaN or infinite ({named[int(bad[0])][0]})")
+    i = int(peaks.argmax())
+    if peaks[i] > WEIGHT_LIMIT:
+        raise Diverged(f"weights exploded: |{named[i][0]}| reaches {float(peaks[i]):.1e} (the bound is "
+                       f"{WEIGHT_LIMIT:.0e})")
+
+
+def check_norm_peak(peak: torch.Tensor) -> None:
+    """`peak`: the largest training embedding norm of an epoch."""
+    v = float(peak.reshape(-1)[0])
+    if not np.isfinite(v):
+        raise Diverged("training embeddings became NaN or infinite")
+    if v > NORM_LIMIT:
+        raise Diverged(f"training embedding norms reach {v:.1e} (the bound is {NORM_LIMIT:.0e})")
+
+
+def check_embeddings(emb: torch.Tensor, what: str) -> None:
+    """Embeddings non-finite, exploding, all zero or all one point (every score the same) mean no
+    model worth keeping, whatever the loss says."""
+    if not len(emb):
+        return
+    if not torch.isfinite(emb).all():
+        raise Diverged(f"{what} embeddings became NaN or infinite")
+    norms = emb.float().norm(dim=1)
+    if norms.max() > NORM_LIMIT:
+        raise Diverged(f"{what} embedding norms reach {float(norms.max()):.1e} (the bound is {NORM_LIMIT:.0e})")
+    if norms.max() < 1e-6:
+        raise Diverged(f"{what} embeddings collapsed to zero")
+    if len(emb) > 1:
+        unit = torch.nn.functional.normalize(emb.float(), dim=1)
+        if (unit - unit.mean(0)).norm(dim=1).max() < COLLAPSE_SPREAD:
+            raise Diverged(f"{what} embeddings collapsed to one point (all {len(emb)} within {COLLAPSE_SPREAD:g} "
+                           "of their mean: every pair scores the same)")
 
 
 class Interrupted(FacerecError):
     """Ctrl-C or SIGTERM during training: a clean stop that says how to resume."""
 
     exit_code = 130
+
+
+_writing = {"depth": 0, "pending": False}
+
+
+@contextlib.contextmanager
+def finish_writing():
+    """A stop signal that arrives during these writes waits until they end, so the stop message can
+    say exactly which epoch the files on disk hold."""
+    _writing["depth"] += 1
+    try:
+        yield
+    finally:
+        _writing["depth"] -= 1
+    if _writing["depth"] == 0 and _writing["pending"]:
+        _writing["pending"] = False
+        raise KeyboardInterrupt
 
 
 def stop_signals_as_interrupt():
@@ -124,10 +196,19 @@ def stop_signals_as_interrupt():
         return lambda: None
 
     def handler(signum, frame):
+        if _writing["depth"]:
+            _writing["pending"] = True
+            return
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
+
+    def restore():
+        _writing["pending"] = False
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    return restore
 
 
 def fault(name: str, global_step: int) -> bool:
