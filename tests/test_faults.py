@@ -499,3 +499,17 @@ def test_the_log_says_how_many_images_an_epoch_uses_and_validation_time_apart(ca
     assert "max_steps 2 stops each epoch after 2 of" in out
     assert re.search(r"epoch 1 \|.*\| \d+s \+ val \d+s", out), out
 
+
+def test_every_train_flag_shows_one_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    entries, text = [], capsys.readouterr().out
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            entries.append(line)
+        elif entries:
+            entries[-1] += " " + line.strip()
+    twice = [e.split()[0] for e in entries if e.count("default:") + e.count("(default ") > 1]
+    assert not twice, twice
+    assert "(default: LFW View 1)" in " ".join(text.split())
+

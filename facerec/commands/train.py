@@ -44,8 +44,10 @@ def add_parser(sub) -> None:
         else:
             choices = config_mod.CHOICES.get(f.name)
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            # A help text that states its own default (a rule, not a value) is not given a second one.
+            own = "default:" in text
             p.add_argument(_flag(f.name), dest=f.name, default=SUPPRESS, metavar=f.name.upper(), choices=choices,
-                           help=f"{text} (default: {'none' if shown is None else shown})")
+                           help=text if own else f"{text} (default: {'none' if shown is None else shown})")
     ft = p.add_argument_group("face_trainer names")
     for alias, target in config_mod.FACE_TRAINER_ALIASES.items():
         if _flag(target) == f"--{alias}" or alias in ("eval", "mixedprec"):
