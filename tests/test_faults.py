@@ -513,3 +513,37 @@ def test_every_train_flag_shows_one_default(capsys):
     assert not twice, twice
     assert "(default: LFW View 1)" in " ".join(text.split())
 
+
+# --- embed --------------------------------------------------------------------------------------
+def test_embed_skip_bad_lists_skipped_files_and_a_rerun_keeps_valid_chunks(capsys, tmp_path, orl_dir, finished_run):
+    import numpy as np
+
+    import facerec
+
+    root = identity_folder(tmp_path, orl_dir, 3)
+    bad = root / "s2" / "5.pgm"
+    bad.write_text("not a picture\n")
+    ckpt = finished_run / "best.pt"
+    out = tmp_path / "e.npz"
+    common = ["--checkpoint", ckpt, "--output", out, "--chunk", 8, "--workers", 0, "--no-progress"]
+    refused(capsys, 1, [str(bad), "cannot decode image"], "embed", root, *common)
+    kept_chunks = len(list((tmp_path / "e.npz.partial").glob("*.npy")))
+    assert kept_chunks >= 1
+    rc, out_text, err = cli(capsys, "embed", root, *common, "--skip-bad")
+    assert rc == 0, err
+    assert f"resuming: {8 * kept_chunks} of 30 images already embedded" in out_text
+    assert "skipped 1 image(s)" in out_text and str(bad) in err
+    assert str(bad) in (tmp_path / "e.npz.skipped.txt").read_text()
+    z = np.load(out)
+    paths = [str(p) for p in z["paths"]]
+    assert len(paths) == 29 and str(bad) not in paths
+    np.testing.assert_allclose(z["embeddings"], facerec.load(ckpt).embed(paths), atol=1e-5)
+    # Without --skip-bad: the failed job's chunks survive the bad file's removal.
+    out2 = tmp_path / "f.npz"
+    common[3] = out2
+    refused(capsys, 1, "cannot decode image", "embed", root, *common)
+    kept_chunks = len(list((tmp_path / "f.npz.partial").glob("*.npy")))
+    bad.unlink()
+    rc, out_text, err = cli(capsys, "embed", root, *common)
+    assert rc == 0 and f"resuming: {8 * kept_chunks} of 29 images" in out_text, err
+    assert not (tmp_path / "f.npz.skipped.txt").exists()

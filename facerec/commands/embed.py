@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-tta", dest="tta", action="store_false", help="force flip TTA off")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--chunk", type=int, default=2048, help="images per resumable chunk (default 2048)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out images that cannot be read or decoded, listed in <output>.skipped.txt "
+                        "(default: stop at the first)")
     add_device(p)
     add_progress(p)
     p.set_defaults(func=run)
@@ -52,14 +55,17 @@ def expand_inputs(paths: list[str]) -> list[str]:
 
 
 def run(args) -> int:
-    from ..embed_job import check_output, embed_to_file
+    from ..embed_job import check_output, embed_files
 
     check_output(args.output)
     items = expand_inputs(args.paths)  # every input is checked before the model loads
     model = load_model(args)
     if args.tta is not None:
         model.tta = args.tta
-    emb = embed_to_file(model, items, args.output, chunk=args.chunk, batch_size=args.batch_size,
-                        workers=args.workers, progress=progress_on(args))
+    emb, _, skipped = embed_files(model, items, args.output, chunk=args.chunk, batch_size=args.batch_size,
+                                  workers=args.workers, progress=progress_on(args), skip_bad=args.skip_bad)
     print(f"embeddings: {args.output} ({emb.shape[0]} images x {emb.shape[1]}, tta={model.tta}, {model!r})")
+    if skipped:
+        print(f"skipped {len(skipped)} image(s) that cannot be read or decoded: listed in "
+              f"{args.output}.skipped.txt")
     return 0
