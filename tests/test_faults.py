@@ -437,6 +437,31 @@ def test_validation_embeddings_collapsing_to_one_point_stop_the_run(capsys, tmp_
     assert not (run / "last.pt").exists() and "last.pt" not in one_error_line(err)
 
 
+def test_a_collapse_that_does_not_last_is_a_warning_one_that_lasts_stops(capsys, tmp_path, orl_lists, monkeypatch):
+    import facerec.evaluate
+
+    real, calls = facerec.evaluate.embed_batches, []
+
+    def collapsed_at(epochs):
+        def embed(*a, **k):
+            calls.append(1)
+            e = real(*a, **k)
+            return torch.ones_like(e) if len(calls) in epochs else e
+        return embed
+
+    args = [*train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv"), "--epochs", "2"]
+    monkeypatch.setattr(facerec.evaluate, "embed_batches", collapsed_at({1}))
+    rc, out, err = cli(capsys, *args, "--run-dir", tmp_path / "a")
+    assert rc == 0, err
+    assert "collapsed to one point (all" in out + err and "after epoch 1; training goes on" in out + err
+    assert torch.load(tmp_path / "a" / "last.pt", weights_only=True)["epoch"] == 2
+    calls.clear()
+    monkeypatch.setattr(facerec.evaluate, "embed_batches", collapsed_at({1, 2}))
+    err = refused(capsys, 1, ["training diverged in epoch 2", "collapsed to one point"],
+                  *args, "--run-dir", tmp_path / "b")
+    assert f"{tmp_path / 'b' / 'last.pt'} (epoch 1)" in one_error_line(err)
+
+
 def test_nan_in_epoch_1_names_no_checkpoint(capsys, tmp_path, orl_lists, monkeypatch):
     monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "1")
     run = tmp_path / "run"

@@ -106,6 +106,7 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.epoch = 0
+        self.collapsed = False  # the last validation's embeddings were one point
         self.saved_epoch = 0  # the epoch last.pt holds (set by resume too): what stop messages name
         self.saved_best = 0  # the epoch best.pt holds
         self.best = {"eer": math.inf, "epoch": -1}
@@ -214,7 +215,18 @@ class Trainer:
                             device=self.device, tta=self.cfg.tta)
         if self.world.enabled:
             emb = D.gather_rows(emb.to(self.device), D.counts_of(len(emb), self.world, self.device)).cpu()
-        state.check_embeddings(emb, "validation")
+        try:
+            state.check_embeddings(emb, "validation")
+            self.collapsed = False
+        except state.Collapsed as exc:
+            # A short early epoch can leave BatchNorm's running statistics so far off that every face
+            # maps to one point, and the next epoch recovers; a collapse that lasts, or the run's
+            # final model, stops the run.
+            if self.collapsed or self.epoch >= self.cfg.epochs:
+                raise
+            self.collapsed = True
+            self.log(f"warning: {exc} after epoch {self.epoch}; training goes on, and stops if the next validation "
+                     "is collapsed too")
         scores = cosine_scores(emb, i1, i2)
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
 

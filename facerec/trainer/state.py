@@ -108,6 +108,10 @@ class Diverged(RuntimeError):
     """Training has left any useful range (the message says how); the epoch is not saved."""
 
 
+class Collapsed(Diverged):
+    """Validation embeddings all zero or all one point: fatal when it lasts (see Trainer.validate)."""
+
+
 class NonFiniteLoss(Diverged):
     pass
 
@@ -154,11 +158,11 @@ def check_embeddings(emb: torch.Tensor, what: str) -> None:
     if norms.max() > NORM_LIMIT:
         raise Diverged(f"{what} embedding norms reach {float(norms.max()):.1e} (the bound is {NORM_LIMIT:.0e})")
     if norms.max() < 1e-6:
-        raise Diverged(f"{what} embeddings collapsed to zero")
+        raise Collapsed(f"{what} embeddings collapsed to zero")
     if len(emb) > 1:
         unit = torch.nn.functional.normalize(emb.float(), dim=1)
         if (unit - unit.mean(0)).norm(dim=1).max() < COLLAPSE_SPREAD:
-            raise Diverged(f"{what} embeddings collapsed to one point (all {len(emb)} within {COLLAPSE_SPREAD:g} "
+            raise Collapsed(f"{what} embeddings collapsed to one point (all {len(emb)} within {COLLAPSE_SPREAD:g} "
                            "of their mean: every pair scores the same)")
 
 
