@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import images as image_io
 from .data.transforms import Preprocess, eval_transform
 from .errors import DataError, FacerecError
+from .progress import progress as progress_of
 
 log = logging.getLogger(__name__)
 META_KEY = "facerec"  # ONNX metadata_props / TorchScript extra file holding the preprocessing
@@ -108,7 +108,7 @@ class FaceModel:
         loader = torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=workers)
         show = len(chunks) > 4 if progress is None else progress
         out = []
-        for x in tqdm(loader, desc="embed", unit="batch", disable=not show or not _tty(), leave=False):
+        for x in progress_of(loader, desc="embed", unit="batch", total=len(chunks), bar=bool(show) and _tty()):
             e = self._forward(x)
             if tta:
                 e = e + self._forward(torch.flip(x, dims=[3]))

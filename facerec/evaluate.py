@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .data.datasets import FaceImages, loader
 from .data.lists import PairList
 from .data.transforms import Preprocess, eval_transform
+from .progress import progress as progress_of
 
 
 @torch.inference_mode()
@@ -38,8 +38,8 @@ def embed(model: torch.nn.Module, paths: list[str], pre: Preprocess, *, device="
           workers: int | None = None, tta: bool = False, progress: bool = True, channels_last: bool = True) -> torch.Tensor:
     """Decode `paths` in DataLoader workers and embed them (see `embed_batches`)."""
     ds = FaceImages(paths, pre=pre, transform=eval_transform(pre))
-    batches = tqdm(loader(ds, batch_size=batch_size, workers=workers, device=device), desc="embed", unit="batch",
-                   disable=not progress, leave=False)
+    batches = progress_of(loader(ds, batch_size=batch_size, workers=workers, device=device), desc="embed",
+                          unit="batch", bar=progress)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return embed_batches(model, batches, device=device, tta=tta, memory_format=memory_format)
 

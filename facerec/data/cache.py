@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..fileio import atomic_path
+from ..progress import progress as progress_of
 from .transforms import DECODE_VERSION, Preprocess, load_face
 
 CACHE_ENV = "FACEREC_CACHE"
@@ -79,7 +79,7 @@ def _decode_into(out, root: str, paths, pre: Preprocess, workers: int | None, pr
     workers = (os.cpu_count() or 1) if workers is None else workers
     dl = DataLoader(_Decode(root, paths, pre), batch_size=64, num_workers=workers)
     i = 0
-    for batch in tqdm(dl, desc=desc, unit="batch", disable=not progress, leave=False):
+    for batch in progress_of(dl, desc=desc, unit="batch", bar=progress):
         out[i : i + len(batch)] = batch.numpy()
         i += len(batch)
 

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .. import budget
 from .. import config as config_mod
@@ -25,6 +24,7 @@ from ..data.transforms import BatchTransform, geometry_note
 from ..errors import DataError, FacerecError
 from ..metric_keys import TAR_KEYS
 from ..optim import build_optimizer, build_scheduler
+from ..progress import progress
 from . import checkpoints, parallel, records, state
 from . import data as prep
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
@@ -131,8 +131,8 @@ class Trainer:
         stat_sums: dict[str, float] = {}
         emb_peak = None  # largest training embedding norm, kept on the device: no extra sync a step
         t0 = time.perf_counter()
-        bar = tqdm(total=len(plan), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not self.progress, leave=False)
+        bar = progress(total=len(plan), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step", bar=self.progress,
+                       every=None if self.world.is_main else float("inf"))
         for step, (x, y) in enumerate(loader):
             x = self.train_batches.transform.normalize(x.to(dev, non_blocking=True))  # uint8 until here
             x = x.contiguous(memory_format=torch.channels_last)
