@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .errors import DataError
-from .fileio import atomic_path
+from .fileio import atomic_path, binary_writer
 
 FORMAT = "facerec-checkpoint"
 VERSION = 1
@@ -23,8 +23,8 @@ LOSS_PREFIXES = ("__L__.", "__C__.")
 
 def save(path, payload: dict) -> None:
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, binary_writer(tmp) as fh:
+        torch.save(payload, fh)
 
 
 def load(path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 from .errors import FacerecError
 
@@ -59,15 +60,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose - args.quiet)
+    _write_errors_as_errors()
     try:
         rc = args.func(args)
     except FacerecError as exc:
+        if args.verbose and exc.__cause__ is not None:  # what the system (or torch) said first, for -v
+            traceback.print_exception(exc)
         print(f"facerec {args.command}: error: {_message(exc)}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file a command reads or writes outside facerec's own checks: one line too
+        if args.verbose:
+            traceback.print_exception(exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"facerec {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"facerec {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+def _write_errors_as_errors() -> None:
+    """Under a file-size limit (`ulimit -f`) the kernel kills a process with SIGXFSZ, and a core dump,
+    at the first write past it; ignored, the write fails with EFBIG like one to a full disk, and the
+    command ends with its one-line error. A background writer's failure (TensorBoard's thread) would
+    print a thread traceback: it is logged for -v, and the main thread reports it on its next write."""
+    import logging
+    import signal
+    import threading
+
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if getattr(threading.excepthook, "facerec_cli", False):
+        return
+    default = threading.excepthook
+
+    def hook(info):
+        if isinstance(info.exc_value, OSError):
+            logging.getLogger("facerec").debug("%s: %s", getattr(info.thread, "name", "thread"), info.exc_value)
+        else:
+            default(info)
+    hook.facerec_cli = True
+    threading.excepthook = hook
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, WriteError
 from .fileio import atomic_path, write_text
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,16 @@ def embed_files(model, items: list[str], output, *, chunk: int = 2048, batch_siz
     """(embeddings, the paths they belong to, [(skipped path, reason)])."""
     output = check_output(output)
     partial = output.with_name(output.name + ".partial")
+    try:
+        return _embed_files(model, items, output, partial, chunk, batch_size, workers, progress, skip_bad)
+    except WriteError as exc:  # chunks already in `partial` count on the next run
+        if any(partial.glob("*.npy")):
+            raise DataError(f"{exc}; the finished chunks are kept in {partial}: {exc.hint}, then run the same "
+                            "command again to continue") from exc
+        raise DataError(f"{exc}; no chunk had finished: {exc.hint}, then run the same command again") from exc
+
+
+def _embed_files(model, items, output: Path, partial: Path, chunk, batch_size, workers, progress, skip_bad):
     skipped_list = output.with_name(output.name + ".skipped.txt")
     key = _key(model)
     if partial.is_dir() and (partial / "key").is_file() and (partial / "key").read_text() != key:

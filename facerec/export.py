@@ -19,7 +19,7 @@ import torch
 
 from .api import META_KEY, FaceModel
 from .errors import DataError
-from .fileio import atomic_path
+from .fileio import atomic_path, binary_writer
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,10 @@ def to_onnx(m: FaceModel, path, opset: int = 17) -> None:
     with warnings.catch_warnings():
         # The TorchScript-based exporter (dynamo=False) needs no onnxscript; torch 2.14 announces its removal.
         warnings.simplefilter("ignore")
-        torch.onnx.export(m.net, (torch.zeros(2, 3, s, s),), str(path), input_names=["input"],
-                          output_names=["embedding"], opset_version=opset,
-                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, dynamo=False)
+        with binary_writer(path) as fh:
+            torch.onnx.export(m.net, (torch.zeros(2, 3, s, s),), fh, input_names=["input"],
+                              output_names=["embedding"], opset_version=opset,
+                              dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, dynamo=False)
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
     entry = model.metadata_props.add()
@@ -97,7 +98,8 @@ def to_torchscript(m: FaceModel, path) -> None:
         # announces TorchScript's deprecation, while it still serves C++/mobile deployments.
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(m.net, torch.zeros(2, 3, s, s))
-        torch.jit.save(traced, str(path), _extra_files={META_KEY: json.dumps(metadata(m))})
+        with binary_writer(path) as fh:
+            torch.jit.save(traced, fh, _extra_files={META_KEY: json.dumps(metadata(m))})
 
 
 def _runner(fmt: str, path):

@@ -320,7 +320,8 @@ def test_a_full_disk_keeps_the_previous_checkpoint(capsys, tmp_path, orl_lists, 
 
     monkeypatch.setattr(checkpoint.torch, "save", save)
     run = tmp_path / "run"
-    refused(capsys, 1, ["cannot write", "No space left on device", "previous last.pt, if any, is kept"],
+    refused(capsys, 1, [f"cannot write {run / 'last.pt'}: no space left on device",
+                        f"{run / 'last.pt'} (epoch 1): free space, then `facerec train --resume {run}`"],
             *train_args(orl_lists / "orl_train.txt", run=run), "--epochs", "2")
     monkeypatch.undo()
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
@@ -572,3 +573,74 @@ def test_embed_skip_bad_lists_skipped_files_and_a_rerun_keeps_valid_chunks(capsy
     rc, out_text, err = cli(capsys, "embed", root, *common)
     assert rc == 0 and f"resuming: {8 * kept_chunks} of 29 images" in out_text, err
     assert not (tmp_path / "f.npz.skipped.txt").exists()
+
+
+# --- writes that fail (file-size limit, full disk) --------------------------------------------------
+# The CLI in a process that may write files of at most N bytes. Past RLIMIT_FSIZE the kernel sends
+# SIGXFSZ, whose default action kills the process (core dump, no message); ignored, the write fails
+# with EFBIG like one to a full disk. The CLI ignores it itself; the child ignores it before its imports
+# too (`ignore=False` leaves that to the CLI), and writes no bytecode, which could pass the limit.
+LIMITED = """import resource, signal, sys
+if {ignore}:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from facerec.cli import main
+resource.setrlimit(resource.RLIMIT_FSIZE, ({n}, {n}))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def limited(n: int, *argv, ignore: bool = True) -> str:
+    """Run the CLI with files limited to n bytes; assert exit 1 and one error line without a traceback."""
+    p = subprocess.run([sys.executable, "-c", LIMITED.format(n=n, ignore=ignore), *map(str, argv)],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stdout + p.stderr, p.stderr
+    return one_error_line(p.stderr)
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*.tmp")]
+
+
+def test_a_checkpoint_over_the_file_size_limit_stops_in_one_line_and_resumes(capsys, tmp_path, orl_lists):
+    run = tmp_path / "run"
+    args = [*train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv", run=run), "--model", "resnet18_w050"]
+    assert main([str(a) for a in args]) == 0
+    best, last = (run / "best.pt").stat().st_size, (run / "last.pt").stat().st_size
+    assert best < last  # last.pt carries the optimiser too: a limit between them lets best.pt through
+    line = limited((best + last) // 2, "train", "--resume", run, "--epochs", 2, "--no-progress")
+    assert f"cannot write {run / 'last.pt'}: file too large" in line, line
+    assert f"{run / 'last.pt'} (epoch 1)" in line and f"then `facerec train --resume {run}`" in line, line
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1 and no_temp_files(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0  # the limit lifted
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+    summary = __import__("json").loads((run / "summary.json").read_text())
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == summary["best_epoch"]
+
+
+def test_eval_scores_over_the_limit_under_a_plain_ulimit(tmp_path, orl_lists):
+    out = tmp_path / "scores.csv"
+    line = limited(4096, *_eval(tmp_path, orl_lists / "orl_val_pairs.csv", "--output", out), ignore=False)
+    assert f"cannot write {out}: file too large" in line, line
+    assert not out.exists() and no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_over_the_limit(tmp_path, finished_run, fmt):
+    out = tmp_path / f"model.{fmt}"
+    line = limited(2**20, "export", "--checkpoint", finished_run / "best.pt", "--format", fmt, "--output", out)
+    assert f"cannot write {out}: file too large" in line, line
+    assert not out.exists() and no_temp_files(tmp_path)
+
+
+def test_embed_output_over_the_limit_keeps_its_chunks(capsys, tmp_path, orl_dir, finished_run):
+    out = tmp_path / "e.npz"
+    args = ["embed", orl_dir / "s1", "--checkpoint", finished_run / "best.pt", "--output", out, "--chunk", 4,
+            "--workers", 0, "--no-progress"]
+    line = limited(2000, *args)  # a chunk of 4 embeddings fits, the 10 with their paths do not
+    assert f"cannot write {out}: file too large" in line and f"kept in {out}.partial" in line, line
+    assert not out.exists() and no_temp_files(tmp_path)
+    rc, text, err = cli(capsys, *args)
+    assert rc == 0 and "resuming: 10 of 10 images already embedded" in text, err

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import checkpoint
-from ..errors import DataError, FacerecError
+from ..errors import DataError, FacerecError, WriteError
 from ..metric_keys import upgrade_row
 from . import parallel, state
 from .data import model_kwargs
@@ -87,8 +87,14 @@ def payload(t) -> dict:
 def save(t, name: str, payload: dict) -> None:
     if not t.world.is_main:
         return
-    try:
-        checkpoint.save(t.run_dir / name, payload)
-    except OSError as exc:  # written to a temporary name first: the previous file is intact
-        raise DataError(f"cannot write {t.run_dir / name} ({exc.strerror or exc}); the previous {name}, if "
-                        "any, is kept") from None
+    checkpoint.save(t.run_dir / name, payload)  # a failed write raises WriteError; the previous file is intact
+
+
+def write_failed(t, exc: WriteError) -> DataError:
+    """A file of the run could not be written: the error, then what survives and how to go on."""
+    run = getattr(t, "run_dir", None)
+    if getattr(t, "saved_epoch", 0) and run is not None:
+        return DataError(f"{exc}. {t._what_is_saved()}: {exc.hint}, then `facerec train --resume {run}`")
+    best = getattr(t, "saved_best", 0)
+    kept = f" (best.pt holds epoch {best})" if best else ""
+    return DataError(f"{exc}. No epoch was saved to resume from{kept}: {exc.hint}, then start again")

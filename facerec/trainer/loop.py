@@ -21,7 +21,7 @@ from .. import device as devices
 from .. import distributed as D
 from ..data.stream import Batches, Plan, make_loader, step_generator
 from ..data.transforms import BatchTransform, geometry_note
-from ..errors import DataError, FacerecError
+from ..errors import DataError, FacerecError, WriteError
 from ..metric_keys import TAR_KEYS
 from ..optim import build_optimizer, build_scheduler
 from ..progress import progress
@@ -264,6 +264,8 @@ class Trainer:
             state.open_run_dir(self)
         try:
             return self._fit_in_run_dir()
+        except WriteError as exc:  # a full disk or a file-size limit: say what survived and how to go on
+            raise checkpoints.write_failed(self, exc) from exc
         finally:
             if getattr(self, "run_lock", None) is not None:
                 self.run_lock.release()
@@ -326,8 +328,8 @@ class Trainer:
                     self.on_epoch(row)
                 with state.finish_writing():
                     payload = checkpoints.payload(self)
-                    checkpoints.save(self, "last.pt", payload)
-                    self.saved_epoch = self.epoch
+                    # best.pt before last.pt: when a write fails (full disk), last.pt still holds the epoch
+                    # before, so --resume redoes this one, best.pt and its scores included.
                     if self.best["epoch"] == self.epoch:
                         # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
                         checkpoints.save(self, "best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
@@ -335,6 +337,8 @@ class Trainer:
                         self.saved_best = self.epoch
                         if last_scores is not None and self.world.is_main:
                             records.write_scores(self, last_scores)
+                    checkpoints.save(self, "last.pt", payload)
+                    self.saved_epoch = self.epoch
                 if cfg.patience and self.stale >= cfg.patience:
                     self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.stale} epochs")
                     break

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -13,8 +14,11 @@ import numpy as np
 import torch
 
 from .. import budget
+from ..errors import WriteError
 from ..fileio import atomic_path, write_text
 from ..metric_keys import VERSION as METRICS_VERSION
+
+LOG = logging.getLogger(__name__)
 
 
 def tensorboard(run_dir: Path):
@@ -22,7 +26,38 @@ def tensorboard(run_dir: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is a pinned dependency; keep training if a user removed it
         return None
-    return SummaryWriter(log_dir=str(run_dir / "tb"))
+    try:
+        return _Board(SummaryWriter(log_dir=str(run_dir / "tb")), run_dir / "tb")
+    except OSError as exc:
+        raise WriteError(run_dir / "tb", exc) from exc
+
+
+class _Board:
+    """The SummaryWriter, its write errors as WriteError like every other file of the run. Its
+    event file is appended to, not replaced: TensorBoard skips a torn last record by its checksum."""
+
+    def __init__(self, writer, folder: Path):
+        self.writer, self.folder = writer, folder
+
+    def add_scalar(self, *args) -> None:
+        self._call(self.writer.add_scalar, *args)
+
+    def flush(self) -> None:
+        self._call(self.writer.flush)
+
+    def close(self) -> None:
+        # Called while another error may be on its way out, and flush() already raised any failure of
+        # an epoch's events: a failing close must not replace that error.
+        try:
+            self.writer.close()
+        except Exception as exc:
+            LOG.debug("closing %s: %s", self.folder, exc)
+
+    def _call(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except OSError as exc:
+            raise WriteError(self.folder, exc) from exc
 
 
 def log_steps(t) -> None:
