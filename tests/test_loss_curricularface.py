@@ -14,9 +14,8 @@ from facerec import losses
 from facerec.cli import main
 from facerec.errors import FacerecError
 from facerec.losses.sharded import ShardedClassifier
-from facerec.sampling import PKSampler
 from tests import test_losses_orl
-from tests.test_losses_orl import DIM, IDS, STEPS, K, P, tiny_net
+from tests.test_losses_orl import DIM, IDS, train_on_orl
 
 orl = test_losses_orl.orl  # the ORL faces fixture (10 identities x 10 images, 32 px)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -150,21 +149,8 @@ def test_registry_describe_and_no_sharding():
 def test_trains_on_orl(orl):
     x, y = orl
     torch.manual_seed(0)
-    net = tiny_net()
     loss = losses.create("curricularface", embedding_dim=DIM, num_classes=IDS)
-    opt = torch.optim.Adam([*net.parameters(), *loss.parameters()], lr=3e-3)
-    sampler = PKSampler(y.numpy(), per_class=K, classes_per_batch=P, seed=0)
-    history, epoch = [], 0
-    while len(history) < STEPS:
-        sampler.set_epoch(epoch)
-        epoch += 1
-        for batch in sampler:
-            value = loss(net(x[batch]), y[batch])
-            assert torch.isfinite(value), f"loss {value.item()} at step {len(history)}"
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-            history.append(value.item())
+    history = train_on_orl(x, y, loss, "curricularface")
     first, last = np.mean(history[:5]), np.mean(history[-5:])
     assert last < first, f"curricularface: loss went from {first:.4f} to {last:.4f}"
     assert loss.t.item() != 0.0

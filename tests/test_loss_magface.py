@@ -15,9 +15,8 @@ from facerec import losses
 from facerec.cli import main
 from facerec.errors import FacerecError
 from facerec.losses.sharded import ShardedClassifier
-from facerec.sampling import PKSampler
 from tests import test_losses_orl
-from tests.test_losses_orl import DIM, IDS, STEPS, K, P, tiny_net
+from tests.test_losses_orl import DIM, IDS, train_on_orl
 
 orl = test_losses_orl.orl  # the ORL faces fixture (10 identities x 10 images, 32 px)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -152,24 +151,11 @@ def test_registry_describe_and_no_sharding():
 def test_trains_on_orl(orl):
     x, y = orl
     torch.manual_seed(0)
-    net = tiny_net()
     loss = losses.create("magface", embedding_dim=DIM, num_classes=IDS)
-    opt = torch.optim.Adam([*net.parameters(), *loss.parameters()], lr=3e-3)
-    sampler = PKSampler(y.numpy(), per_class=K, classes_per_batch=P, seed=0)
-    history, norms, epoch = [], [], 0
-    while len(history) < STEPS:
-        sampler.set_epoch(epoch)
-        epoch += 1
-        for batch in sampler:
-            # tiny_net's 32-d output has norm ~1; x 20 puts it inside [l_a, u_a] = [10, 110] (as a
-            # 512-d BN head's output is), so the adaptive margin and g(a) take part in training.
-            value = loss(net(x[batch]) * 20.0, y[batch])
-            assert torch.isfinite(value), f"loss {value.item()} at step {len(history)}"
-            opt.zero_grad()
-            value.backward()
-            opt.step()
-            history.append(value.item())
-            norms.append(loss.stats["feat_norm"])
+    norms = []
+    # tiny_net's 32-d output has norm ~1; x 20 puts it inside [l_a, u_a] = [10, 110] (as a
+    # 512-d BN head's output is), so the adaptive margin and g(a) take part in training.
+    history = train_on_orl(x, y, loss, "magface", scale=20.0, each_step=lambda lo: norms.append(lo.stats["feat_norm"]))
     first, last = np.mean(history[:5]), np.mean(history[-5:])
     assert last < first, f"magface: loss went from {first:.4f} to {last:.4f}"
     assert 10 < np.mean(norms[:5]) < 110 and all(np.isfinite(norms))

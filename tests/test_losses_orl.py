@@ -52,14 +52,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,kw", CASES, ids=[f"{n}-{kw.get('mining', '')}".rstrip("-") for n, kw in CASES])
-def test_loss_trains_on_orl(orl, name, kw):
-    x, y = orl
-    torch.manual_seed(0)
+def train_on_orl(x, y, loss, name: str, scale: float = 1.0, each_step=None) -> list[float]:
+    """STEPS Adam steps of tiny_net + `loss` on P x K batches of ORL; each loss value finite. Returns
+    the loss values. `scale` multiplies the embeddings; `each_step(loss)` runs after every step."""
     net = tiny_net()
-    loss = losses.create(name, embedding_dim=DIM, num_classes=IDS, **kw)
-    losses.check_per_class(loss, K)
-    losses.check_num_classes(loss, int(y.max()) + 1)
     opt = torch.optim.Adam([*net.parameters(), *loss.parameters()], lr=3e-3)
     sampler = PKSampler(y.numpy(), per_class=K, classes_per_batch=P, seed=0)
     history, epoch = [], 0
@@ -67,12 +63,25 @@ def test_loss_trains_on_orl(orl, name, kw):
         sampler.set_epoch(epoch)
         epoch += 1
         for batch in sampler:
-            value = loss(net(x[batch]), y[batch])
+            value = loss(net(x[batch]) * scale, y[batch])
             assert torch.isfinite(value), f"{name}: loss {value.item()} at step {len(history)}"
             opt.zero_grad()
             value.backward()
             opt.step()
             history.append(value.item())
             assert all(np.isfinite(v) for v in loss.stats.values())
+            if each_step is not None:
+                each_step(loss)
+    return history
+
+
+@pytest.mark.parametrize("name,kw", CASES, ids=[f"{n}-{kw.get('mining', '')}".rstrip("-") for n, kw in CASES])
+def test_loss_trains_on_orl(orl, name, kw):
+    x, y = orl
+    torch.manual_seed(0)
+    loss = losses.create(name, embedding_dim=DIM, num_classes=IDS, **kw)
+    losses.check_per_class(loss, K)
+    losses.check_num_classes(loss, int(y.max()) + 1)
+    history = train_on_orl(x, y, loss, name)
     first, last = np.mean(history[:5]), np.mean(history[-5:])
     assert last < first, f"{name} {kw}: loss went from {first:.4f} to {last:.4f}"
