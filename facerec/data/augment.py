@@ -1,6 +1,6 @@
 """Augmentation levels for the experiment phase, and mixup/cutmix for classifier losses.
 
-Levels (the issue's plan; each adds to the one before):
+Levels (each adds to the one before):
   none          centre crop only, no mirror
   crop          random crop (+ mirror when `hflip`): the trainer's default
   conservative  random crop, mirror, rotation +-5 deg
