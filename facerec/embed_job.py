@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import DataError, WriteError
 from .fileio import atomic_path, write_text
+from .locks import LOCK_NAME, lock
 
 log = logging.getLogger(__name__)
 FORMATS = (".npz", ".npy")
@@ -98,7 +99,12 @@ def embed_files(model, items: list[str], output, *, chunk: int = 2048, batch_siz
     output = check_output(output)
     partial = output.with_name(output.name + ".partial")
     try:
-        return _embed_files(model, items, output, partial, chunk, batch_size, workers, progress, skip_bad)
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {partial} ({exc.strerror or exc})") from None
+    try:
+        with lock(partial, "embedding job"):  # two jobs writing one output would interleave their chunks
+            return _embed_files(model, items, output, partial, chunk, batch_size, workers, progress, skip_bad)
     except WriteError as exc:  # chunks already in `partial` count on the next run
         if any(partial.glob("*.npy")):
             raise DataError(f"{exc}; the finished chunks are kept in {partial}: {exc.hint}, then run the same "
@@ -111,8 +117,7 @@ def _embed_files(model, items, output: Path, partial: Path, chunk, batch_size, w
     key = _key(model)
     if partial.is_dir() and (partial / "key").is_file() and (partial / "key").read_text() != key:
         log.warning("%s: left by a job with another model, preprocessing or TTA: starting again", partial)
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
+        _clear(partial)
     write_text(partial / "key", key)
     done, next_chunk = _saved(partial)
     stats = {x: _stat(x) for x in items}
@@ -156,5 +161,15 @@ def _embed_files(model, items, output: Path, partial: Path, chunk, batch_size, w
             log.warning("... and %d more", len(skipped) - 20)
     elif skipped_list.is_file():
         skipped_list.unlink()  # a list left by an earlier run no longer applies
-    shutil.rmtree(partial)
+    _clear(partial)
+    (partial / LOCK_NAME).unlink(missing_ok=True)  # the job is done: the lock has nothing left to guard
+    partial.rmdir()
     return emb, kept, skipped
+
+
+def _clear(partial: Path) -> None:
+    """Empty `partial` but keep its lock file, which this job holds."""
+    for f in partial.iterdir():
+        if f.name == LOCK_NAME:
+            continue
+        shutil.rmtree(f) if f.is_dir() else f.unlink()

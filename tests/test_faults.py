@@ -575,6 +575,26 @@ def test_embed_skip_bad_lists_skipped_files_and_a_rerun_keeps_valid_chunks(capsy
     assert not (tmp_path / "f.npz.skipped.txt").exists()
 
 
+def test_two_embed_jobs_into_one_output_exactly_one_runs(capsys, tmp_path, orl_dir, finished_run):
+    out = tmp_path / "e.npz"
+    partial = tmp_path / "e.npz.partial"
+    partial.mkdir()
+    code = f"from facerec import locks; import time; locks.lock({str(partial)!r}); print('held', flush=True); time.sleep(120)"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["embed", orl_dir / "s1", "--checkpoint", finished_run / "best.pt", "--output", out, "--workers", 0,
+                "--no-progress"]
+        refused(capsys, 1, [str(partial), f"in use by pid {holder.pid}"], *args)
+        assert sorted(f.name for f in partial.iterdir()) == [".lock"] and not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    rc, _, err = cli(capsys, *args)  # the holder is gone: its lock went with it
+    assert rc == 0 and out.is_file() and not partial.exists(), err
+
+
 # --- writes that fail (file-size limit, full disk) --------------------------------------------------
 # The CLI in a process that may write files of at most N bytes. Past RLIMIT_FSIZE the kernel sends
 # SIGXFSZ, whose default action kills the process (core dump, no message); ignored, the write fails
