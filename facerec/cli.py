@@ -31,6 +31,7 @@ COMMANDS = [
     "export",
     "backend",
     "benchmark",
+    "serve",
 ]
 
 

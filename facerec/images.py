@@ -147,3 +147,28 @@ def faces(items: list, pre: Preprocess) -> torch.Tensor:
 def label(item, i: int) -> str:
     """How an item is named in outputs: its path, or `<array 3>` for in-memory images."""
     return item if isinstance(item, str) else f"<{type(item).__name__} {i}>"
+
+
+def decode_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """HxWx3 uint8 RGB of an encoded image held in memory (no file), decoded as `load_faces` decodes a
+    file: a whole baseline grey or colour JPEG by torchvision's libjpeg-turbo, anything else by PIL and
+    `to_rgb`; so bytes sent over a network embed exactly as the same file read from disk."""
+    import io
+
+    from .data import transforms as T
+
+    img = None
+    if T.decode_jpeg is not None and data[:2] == b"\xff\xd8" and T.jpeg_components(data) in (1, 3):
+        buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        if T._has_jpeg_end(buf):
+            try:
+                img = T.decode_jpeg(buf, mode=T.ImageReadMode.RGB)
+            except RuntimeError:  # refused by libjpeg-turbo: PIL below names the fault
+                img = None
+    if img is None:
+        try:
+            with Image.open(io.BytesIO(data)) as pil:
+                img = to_rgb(pil)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataError(f"{name}: cannot decode image ({exc})") from None
+    return img.permute(1, 2, 0).numpy()
