@@ -2,7 +2,7 @@
 
 Layout (plain containers and tensors only, so `weights_only=True` can read it):
   format, version, model {name, kwargs, state_dict}, preprocess {...},
-  loss {name, kwargs, state_dict} (optional), normalize_test, config, epoch,
+  loss {name, kwargs, state_dict} (optional), config, epoch,
   optimizer, scheduler, scaler, rng, metrics (all optional).
 face_trainer's `.model` files (a flat state dict with `__S__.` / `__E__.` model keys and
 `__L__.` / `__C__.` loss keys) load too, for the same architecture.

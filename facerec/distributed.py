@@ -62,11 +62,6 @@ def init(world: World, device: torch.device, timeout_s: float) -> None:
     log.debug("rank %d/%d joined (%s)", world.rank, world.size, backend)
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def share(batch: np.ndarray, k: int, world: World) -> tuple[np.ndarray, int, int]:
     """This rank's slice of a global batch of `k`-image identity groups: (indices, offset, total).
     Groups are dealt as evenly as they go (the first `groups % N` ranks take one more)."""

@@ -25,9 +25,8 @@ from numpy's generator seeded with (seed, epoch) (`set_epoch`), so any epoch can
    batches full (`_full_cap`); the groups left over are skipped this epoch (a different random
    few every epoch), as face_trainer's sampler does.
 4. drop_last=True drops batches with fewer than P identities.
-5. With world_size > 1 every rank builds the same list and takes every world_size-th batch;
-   the list is first padded by repeating its first batches (or, with drop_last, truncated)
-   so every rank gets the same number of batches.
+Several processes share each global batch by identity groups (facerec.distributed.share), so every
+rank builds this same list.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from .errors import FacerecError
 class PKSampler(Sampler[list[int]]):
     def __init__(self, labels, per_class: int, classes_per_batch: int, *, seed: int = 0,
                  max_img_per_cls: int | None = None, min_images: str = "pad", oversample_to: int | None = None,
-                 rank: int = 0, world_size: int = 1, drop_last: bool = False, fill: str = "spread"):
+                 drop_last: bool = False, fill: str = "spread"):
         if per_class < 1 or classes_per_batch < 1:
             raise FacerecError(f"per_class (K) and classes_per_batch (P) must be >= 1, got {per_class} and "
                                f"{classes_per_batch}")
@@ -56,12 +55,10 @@ class PKSampler(Sampler[list[int]]):
             raise FacerecError(f"oversample_to ({oversample_to}) exceeds max_img_per_cls ({max_img_per_cls})")
         if fill not in ("spread", "full"):
             raise FacerecError(f"fill must be 'spread' or 'full', got {fill!r}")
-        if not 0 <= rank < world_size:
-            raise FacerecError(f"rank {rank} is outside world_size {world_size}")
         self.k, self.p = per_class, classes_per_batch
         self.seed, self.epoch = seed, 0
         self.cap, self.min_images, self.oversample_to = max_img_per_cls, min_images, oversample_to
-        self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.drop_last = drop_last
 
         labels = np.asarray(labels)
         order = np.argsort(labels, kind="stable")  # one sort, not a scan per identity
@@ -122,8 +119,7 @@ class PKSampler(Sampler[list[int]]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = int(self.keep.sum())
-        return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
+        return int(self.keep.sum())
 
     def _images(self, rng: np.random.Generator, i: int) -> np.ndarray:
         idx, m = self.members[i], int(self.n_groups[i]) * self.k
@@ -148,13 +144,7 @@ class PKSampler(Sampler[list[int]]):
             rows = np.r_[rng.permutation(self.n_batches - 1), self.n_batches - 1]
         else:
             rows = rng.permutation(self.n_batches)
-        batches = [dealt[r] for r in rows if self.keep[r]]
-        if self.world_size > 1:
-            n = len(self) * self.world_size
-            pad = [batches[j % len(batches)] for j in range(n - len(batches))] if batches else []
-            batches = batches[:n] if self.drop_last else batches + pad
-            batches = batches[self.rank :: self.world_size]
-        return batches
+        return [dealt[r] for r in rows if self.keep[r]]
 
     def __iter__(self):
         return (b.tolist() for b in self.batches())

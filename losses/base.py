@@ -14,7 +14,6 @@ class FaceLoss(nn.Module):
 
     Class attributes every loss sets:
       min_per_class   images per identity a batch must hold (K in the P x K sampler)
-      normalize_test  whether test embeddings are L2-normalised before cosine scoring
       num_classes     the classifier's class count; None for pure metric losses
     A classifier loss keeps its class matrix as the Parameter `weight` (num_classes, dim).
     After each call `self.stats` holds floats for logging: `acc` (top-1, percent) for classifiers;
@@ -22,7 +21,6 @@ class FaceLoss(nn.Module):
     """
 
     min_per_class: int = 1
-    normalize_test: bool = True
     num_classes: int | None = None
 
     def __init__(self):

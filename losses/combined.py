@@ -2,8 +2,7 @@
 
 Every part keeps its own hyperparameters under its name (`arcface.margin`, `triplet.margin`);
 an un-namespaced or unknown key is refused, so no margin or scale is ever shared by accident.
-Declarations: min_per_class is the largest part's; normalize_test is True when any part trains
-on the unit sphere (margin or metric losses), i.e. False only when every part is plain softmax.
+Declarations: min_per_class is the largest part's.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ class Combined(FaceLoss):
         self.parts = nn.ModuleDict(parts)
         self.weights = tuple(float(w) for w in weights)
         self.min_per_class = max(p.min_per_class for p in parts.values())
-        self.normalize_test = any(p.normalize_test for p in parts.values())
         sizes = {p.num_classes for p in parts.values() if p.num_classes is not None}
         self.num_classes = sizes.pop() if len(sizes) == 1 else None
 

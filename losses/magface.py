@@ -8,7 +8,7 @@ As the official implementation (IrvingMeng/MagFace, models/magface.py) computes 
   true class:  cos(theta_y + m(a)), continued as cos theta_y - m(a) sin(m(a)) where theta_y + m(a) > pi
   loss  = cross_entropy(s * logits) + lambda_g * mean(g(a)),   g(a) = 1 / a + a / u_a^2
 Defaults are the paper's: s=64, l_a=10, u_a=110, l_m=0.45, u_m=0.8, lambda_g=35. Test embeddings are
-compared by cosine (normalize_test); the magnitude is a quality score, not part of the match.
+compared by cosine; the magnitude is a quality score, not part of the match.
 Logits are computed in fp32, so autocast cannot round away s = 64.
 """
 

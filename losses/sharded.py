@@ -37,12 +37,11 @@ class ShardedClassifier(FaceLoss):
                                f"arcface), not {type(inner).__name__}")
         self.inner, self.lo, self.hi, self.world_size = inner, lo, hi, world_size
         self.num_classes = inner.num_classes
-        self.min_per_class, self.normalize_test = inner.min_per_class, inner.normalize_test
+        self.min_per_class = inner.min_per_class
         k = inner.subcenters
         self.weight = nn.Parameter(inner.weight.detach()[lo * k : hi * k].clone())
         self.weight.register_hook(lambda g: g / self.world_size)
         del inner.weight  # the full matrix is not kept: only this rank's rows
-        self.gathers_batch = True
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         from facerec.distributed import all_reduce_with_grad as all_reduce

@@ -13,9 +13,6 @@ from .registry import register_loss
 
 
 class Softmax(FaceLoss):
-    # Trained on raw (unnormalised) logits; scoring is cosine whatever this says.
-    normalize_test = False
-
     def __init__(self, embedding_dim: int, num_classes: int, label_smoothing: float = 0.0):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:

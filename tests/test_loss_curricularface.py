@@ -139,7 +139,7 @@ def test_registry_describe_and_no_sharding():
     d = losses.describe(loss)
     assert d == {"name": "curricularface", "embedding_dim": 4, "num_classes": 3, "scale": 64.0, "margin": 0.5}
     assert losses.describe(losses.create(**d)) == d
-    assert (loss.min_per_class, loss.normalize_test, loss.num_classes) == (1, True, 3)
+    assert (loss.min_per_class, loss.num_classes) == (1, 3)
     with pytest.raises(FacerecError, match=r"does not accept 't'"):
         losses.create("curricularface", embedding_dim=4, num_classes=3, t=0.1)
     with pytest.raises(FacerecError, match="--sharded-classifier needs a margin classifier"):

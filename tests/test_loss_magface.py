@@ -141,7 +141,7 @@ def test_registry_describe_and_no_sharding():
     assert d == {"name": "magface", "embedding_dim": 4, "num_classes": 3, "scale": 64.0, "l_a": 10.0, "u_a": 110.0,
                  "l_m": 0.45, "u_m": 0.8, "lambda_g": 20.0}
     assert losses.describe(losses.create(**d)) == d
-    assert (loss.min_per_class, loss.normalize_test, loss.num_classes) == (1, True, 3)
+    assert (loss.min_per_class, loss.num_classes) == (1, 3)
     with pytest.raises(FacerecError, match=r"does not accept 'margin'.*accepted: .*l_m, u_m, lambda_g"):
         losses.create("magface", embedding_dim=4, num_classes=3, margin=0.5)
     with pytest.raises(FacerecError, match="--sharded-classifier needs a margin classifier"):

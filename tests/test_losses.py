@@ -157,12 +157,11 @@ def test_triplet_needs_two_images_per_identity():
 
 def test_declarations():
     make = lambda name, **kw: losses.create(name, embedding_dim=4, num_classes=3, **kw)  # noqa: E731
-    table = {"softmax": (1, False, 3), "cosface": (1, True, 3), "arcface": (1, True, 3),
-             "subcenter_arcface": (1, True, 3), "triplet": (2, True, None), "softmax+triplet": (2, True, 3),
-             "arcface+triplet": (2, True, 3), "softmax+arcface": (1, True, 3)}
-    for name, (k, norm, n) in table.items():
+    table = {"softmax": (1, 3), "cosface": (1, 3), "arcface": (1, 3), "subcenter_arcface": (1, 3),
+             "triplet": (2, None), "softmax+triplet": (2, 3), "arcface+triplet": (2, 3), "softmax+arcface": (1, 3)}
+    for name, (k, n) in table.items():
         loss = make(name)
-        assert (loss.min_per_class, loss.normalize_test, loss.num_classes) == (k, norm, n), name
+        assert (loss.min_per_class, loss.num_classes) == (k, n), name
     for name in ("softmax", "cosface", "arcface"):
         w = make(name).weight
         assert isinstance(w, torch.nn.Parameter) and w.shape == (3, 4)

@@ -94,28 +94,6 @@ def test_seeded_per_epoch():
     assert list(PKSampler(labels, 2, 16, seed=2)) != list(PKSampler(labels, 2, 16, seed=1))
 
 
-@pytest.mark.parametrize("world_size", [2, 3, 7])
-def test_sharding_gives_equal_disjoint_shares(world_size):
-    labels = labels_like_lfw()
-    full = [tuple(b) for b in PKSampler(labels, 2, 16, seed=3)]
-    for drop_last in (False, True):
-        shards = [PKSampler(labels, 2, 16, seed=3, rank=r, world_size=world_size, drop_last=drop_last)
-                  for r in range(world_size)]
-        lists = [[tuple(b) for b in s] for s in shards]
-        assert len({len(lst) for lst in lists} | {len(s) for s in shards}) == 1
-        flat = [b for lst in lists for b in lst]
-        if drop_last:  # disjoint: no batch is given to two ranks
-            assert len(set(flat)) == len(flat) and set(flat) <= set(full)
-        else:  # padding repeats batches, never invents or loses one
-            assert set(flat) == set(full) and len(flat) - len(full) < world_size
-
-
-def test_sharding_more_ranks_than_batches():
-    labels = np.repeat([0, 1, 2], 2)  # one batch of 3 identities
-    shards = [list(PKSampler(labels, 2, 3, rank=r, world_size=4)) for r in range(4)]
-    assert all(len(s) == 1 and s == shards[0] for s in shards)
-
-
 def test_small_identities_pad_drop_and_oversample():
     labels = np.repeat([0, 1, 2], [2, 3, 30])
     s = PKSampler(labels, 1, 3, oversample_to=10)

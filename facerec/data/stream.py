@@ -101,10 +101,6 @@ class Plan:
         return share(batch, *self.share)
 
 
-def sequential_plan(n: int, batch_size: int) -> Plan:
-    return Plan([np.arange(i, min(n, i + batch_size)) for i in range(0, n, batch_size)], epoch=0)
-
-
 def make_loader(dataset: Batches, plan: Plan, *, workers: int, device: torch.device, prefetch: int = 4) -> DataLoader:
     kw = dict(batch_size=None, sampler=plan, num_workers=workers, pin_memory=device.type == "cuda",
               generator=torch.Generator())  # its own generator: the loader never draws from the global RNG

@@ -46,7 +46,7 @@ def resume(t) -> None:
     parallel.load_optimizer_state(t, ckpt["optimizer"])
     ranks = int(ckpt.get("world_size", 1))
     if ranks != t.world.size:
-        t.log(f"note: {path} was written by {ranks} process(es), this run has {t.world.size}: the global "
+        t.note(f"{path} was written by {ranks} process(es), this run has {t.world.size}: the global "
                  "batches are the same, so it continues the same run (up to float rounding)")
     t.scheduler.load_state_dict(ckpt["scheduler"])
     t.scaler.load_state_dict(ckpt["scaler"])
@@ -67,7 +67,6 @@ def payload(t) -> dict:
         "model": {"name": t.cfg.model, "kwargs": model_kwargs(t.cfg), "state_dict": t.model.state_dict()},
         "loss": {"name": t.cfg.loss, "kwargs": dict(t.cfg.loss_options),
                  "state_dict": parallel.full_loss_state(t)},
-        "normalize_test": bool(t.loss.normalize_test),
         "preprocess": t.pre.to_dict(),
         "config": t.cfg.to_dict(),
         "classes": list(t.data.train.classes),
@@ -80,7 +79,7 @@ def payload(t) -> dict:
         "best": dict(t.best),
         "stale": t.stale,
         "history": list(t.history),
-        "loss_description": losses.describe(t.loss) if hasattr(losses, "describe") else {},
+        "loss_description": losses.describe(t.loss),
     }
 
 
