@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from facerec.cli import main
+from facerec.trainer import hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "resnet18", "--input-size", "32", "--embedding-dim", "32", "--batch-classes", "10",
@@ -138,8 +139,8 @@ def test_mixed_geometry_is_said(capsys, tmp_path, orl_dir, lfw_dir):
     src = lfw_dir / "images_deepfunneled"
     for name in sorted(os.listdir(src))[:3]:  # ... and 250x250 frames
         shutil.copytree(src / name, root / name)
-    rc, out, _err = cli(capsys, *train_args(root, run=tmp_path / "r"))
-    assert rc == 0 and "images come in 2 sizes" in out and "92x112" in out and "250x250" in out
+    rc, _out, err = cli(capsys, *train_args(root, run=tmp_path / "r"))
+    assert rc == 0 and "note: images come in 2 sizes" in err and "92x112" in err and "250x250" in err
 
 
 # --- pair lists ---------------------------------------------------------------------------------
@@ -328,11 +329,11 @@ def test_a_full_disk_keeps_the_previous_checkpoint(capsys, tmp_path, orl_lists, 
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]  # nothing half-written
 
 
-def test_nan_loss_stops_with_the_last_good_checkpoint(capsys, tmp_path, orl_lists, monkeypatch):
-    monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "3")  # epoch 2, step 1
+def test_nan_loss_stops_with_the_last_good_checkpoint(capsys, tmp_path, orl_lists):
     run = tmp_path / "run"
-    refused(capsys, 1, ["loss became nan at epoch 2, step 1", f"{run / 'last.pt'}"],
-            *train_args(orl_lists / "orl_train.txt", run=run), "--epochs", "2")
+    with hooks.install(hooks.Faults(nan_at_step=3)):  # epoch 2, step 1
+        refused(capsys, 1, ["loss became nan at epoch 2, step 1", f"{run / 'last.pt'}"],
+                *train_args(orl_lists / "orl_train.txt", run=run), "--epochs", "2")
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1
 
 
@@ -463,11 +464,11 @@ def test_a_collapse_that_does_not_last_is_a_warning_one_that_lasts_stops(capsys,
     assert f"{tmp_path / 'b' / 'last.pt'} (epoch 1)" in one_error_line(err)
 
 
-def test_nan_in_epoch_1_names_no_checkpoint(capsys, tmp_path, orl_lists, monkeypatch):
-    monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "1")
+def test_nan_in_epoch_1_names_no_checkpoint(capsys, tmp_path, orl_lists):
     run = tmp_path / "run"
-    err = refused(capsys, 1, ["loss became nan at epoch 1, step 1", "Nothing was saved"],
-                  *train_args(orl_lists / "orl_train.txt", run=run))
+    with hooks.install(hooks.Faults(nan_at_step=1)):
+        err = refused(capsys, 1, ["loss became nan at epoch 1, step 1", "Nothing was saved"],
+                      *train_args(orl_lists / "orl_train.txt", run=run))
     assert not (run / "last.pt").exists() and "last.pt" not in one_error_line(err)
 
 
@@ -494,13 +495,12 @@ def test_a_stop_while_saving_says_what_last_pt_holds(capsys, tmp_path, orl_lists
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == (2 if how == "signal" else 1)
 
 
-def test_a_stopped_run_is_plotted_and_compared_on_its_finished_epochs(capsys, tmp_path, orl_lists, finished_run,
-                                                                       monkeypatch):
-    monkeypatch.setenv("FACEREC_FAULT_NAN_AT_STEP", "5")  # 2 steps an epoch: epoch 3, step 1
+def test_a_stopped_run_is_plotted_and_compared_on_its_finished_epochs(capsys, tmp_path, orl_lists, finished_run):
     stopped = tmp_path / "stopped"
-    refused(capsys, 1, ["loss became nan at epoch 3", f"{stopped / 'last.pt'} (epoch 2)", "best.pt holds epoch"],
-            *train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv", run=stopped), "--epochs", "3")
-    monkeypatch.delenv("FACEREC_FAULT_NAN_AT_STEP")
+    with hooks.install(hooks.Faults(nan_at_step=5)):  # 2 steps an epoch: epoch 3, step 1
+        refused(capsys, 1, ["loss became nan at epoch 3", f"{stopped / 'last.pt'} (epoch 2)", "best.pt holds epoch"],
+                *train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv", run=stopped),
+                "--epochs", "3")
     assert (stopped / "curves.png").is_file() and (stopped / "roc_det.png").is_file()
     assert not (stopped / "summary.json").exists()
     rc, _, err = cli(capsys, "report", finished_run, stopped, "--out", tmp_path / "rep", "--bootstrap", "50")

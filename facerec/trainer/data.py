@@ -177,19 +177,19 @@ def explain_batches(t) -> None:
     t.log(epoch_images(t))
     n_ids = len(s.members)
     if n_ids < cfg.batch_classes:
-        t.log(f"note: {n_ids} identities, fewer than --batch-classes {cfg.batch_classes}: a batch holds at most "
+        t.note(f"{n_ids} identities, fewer than --batch-classes {cfg.batch_classes}: a batch holds at most "
                  f"{n_ids} identities ({n_ids * cfg.per_class} images)")
     elif s.group_cap is not None:
         groups = s.n_images // s.k
         over = groups > s.group_cap
         top = int(np.argmax(groups))
-        t.log(f"note: to keep batches at {cfg.batch_classes} identities, an identity gives at most "
+        t.note(f"to keep batches at {cfg.batch_classes} identities, an identity gives at most "
                  f"{s.group_cap * s.k} images an epoch; {int((groups - s.n_groups).sum()) * s.k} images of "
                  f"{int(over.sum())} identities (e.g. {t.data.train.classes[s.classes[top]]}, "
                  f"{int(s.n_images[top])}) sit out each epoch, different ones every epoch. "
                  "--batch-fill spread uses every image in smaller batches")
     elif not s.full and len(s):
-        t.log(f"note: batches shrink to ~{int(s.n_groups.sum()) // len(s)} identities so that every image is used "
+        t.note(f"batches shrink to ~{int(s.n_groups.sum()) // len(s)} identities so that every image is used "
                  "(--batch-fill spread) while one identity holds a large share of the images; --batch-fill full "
                  "or --max-img-per-cls keeps them full")
 

@@ -25,10 +25,10 @@ from ..errors import DataError, FacerecError, WriteError
 from ..metric_keys import TAR_KEYS
 from ..optim import build_optimizer, build_scheduler
 from ..progress import progress
-from . import checkpoints, parallel, records, state
+from . import checkpoints, hooks, parallel, records, state
 from . import data as prep
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
-from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, fault, fault_injection, seed_everything
+from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, seed_everything
 
 LOG = logging.getLogger("facerec.train")
 
@@ -42,8 +42,10 @@ class Trainer:
         self.world = D.from_env()  # torchrun's ranks; one plain process otherwise
         self.progress = progress and self.world.is_main
         self.log = log or LOG.info  # through `logging`: a library user quiets or redirects it
+        # Notes (what the user should know about the data or the setup) are warnings, so -q keeps them.
+        self.note = LOG.warning if log is None else (lambda msg: log(f"note: {msg}"))
         if not self.world.is_main:  # rank 0 speaks and writes for the job
-            self.log = lambda *_a, **_k: None
+            self.log = self.note = lambda *_a, **_k: None
         self.on_epoch = on_epoch
 
     # --- setup ---------------------------------------------------------------------------
@@ -111,6 +113,7 @@ class Trainer:
         self.saved_best = 0  # the epoch best.pt holds
         self.best = {"eer": math.inf, "epoch": -1}
         self.step_log, self.ddp = None, None
+        self.faults = hooks.current()  # tests only: None in normal use
         self.history: list[dict] = []
         self.stale = 0
 
@@ -153,8 +156,8 @@ class Trainer:
                     loss = self.loss(emb.float(), y)
                     if perm is not None:
                         loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
-            if fault("NAN_AT_STEP", self.scheduler.last_epoch + 1):
-                loss = loss * float("nan")
+            if self.faults is not None:
+                loss = self.faults.loss(loss, self.scheduler.last_epoch + 1)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}")
             self.optimizer.zero_grad(set_to_none=True)
@@ -165,7 +168,8 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            fault_injection(self.scheduler.last_epoch)
+            if self.faults is not None:
+                self.faults.after_step(self.scheduler.last_epoch)
             if stats is None:
                 lv, stats = loss.item(), self.loss.stats
             sums["loss"] += lv * n_global
@@ -225,8 +229,8 @@ class Trainer:
             if self.collapsed or self.epoch >= self.cfg.epochs:
                 raise
             self.collapsed = True
-            self.log(f"warning: {exc} after epoch {self.epoch}; training goes on, and stops if the next validation "
-                     "is collapsed too")
+            self.note(f"{exc} after epoch {self.epoch}; training goes on, and stops if the next validation "
+                      "is collapsed too")
         scores = cosine_scores(emb, i1, i2)
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
 
@@ -280,7 +284,7 @@ class Trainer:
         train = self.data.train
         note = geometry_note(train.root, train.paths, self.pre, seed=cfg.seed)
         if note:
-            self.log(f"note: {note}")
+            self.note(note)
         faces, self.train_workers = prep.faces(self, "train", train.root, train.paths, train.stats)
         self.train_batches = Batches(faces, BatchTransform(self.pre, train=True, augment=cfg.augment), train.labels,
                                      seed=cfg.seed, uint8=True)

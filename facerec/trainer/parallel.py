@@ -39,7 +39,7 @@ def setup(t) -> None:
     cfg, world = t.cfg, t.world
     if not world.enabled:
         if cfg.sync_bn or cfg.sharded_classifier:
-            t.log("note: --sync-bn/--sharded-classifier act only with several processes (torchrun); ignored")
+            t.note("--sync-bn/--sharded-classifier act only with several processes (torchrun); ignored")
         return
     if cfg.freeze_trunk_epochs:
         raise FacerecError("freeze_trunk_epochs is not supported with several processes yet (DDP needs a fixed "

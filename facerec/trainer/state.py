@@ -1,4 +1,4 @@
-"""Run state: RNG capture, the run directory, environment, stop signals and fault hooks.
+"""Run state: RNG capture, the run directory, environment, divergence checks and stop signals.
 
 Resume is exact: a checkpoint is written after every epoch with every RNG state, and the sampler
 and the augmentation draw from (seed, epoch, step), so a resumed run repeats the same steps.
@@ -216,21 +216,3 @@ def stop_signals_as_interrupt():
             signal.signal(sig, h)
 
     return restore
-
-
-def fault(name: str, global_step: int) -> bool:
-    """Fault tests (kill -9 mid-epoch, a NaN loss) pick their step with FACEREC_FAULT_<NAME>."""
-    at = os.environ.get(f"FACEREC_FAULT_{name}")
-    return bool(at) and global_step == int(at)
-
-
-def fault_injection(global_step: int) -> None:
-    """FACEREC_FAULT_KILL_AFTER_STEPS=N: SIGKILL after step N; FACEREC_FAULT_SIGNAL_AFTER_STEPS=N:SIG:
-    send signal SIG (e.g. 2, SIGINT) after step N, mid-epoch whatever the machine's speed."""
-    import signal
-
-    if fault("KILL_AFTER_STEPS", global_step):
-        os.kill(os.getpid(), signal.SIGKILL)
-    at, _, sig = os.environ.get("FACEREC_FAULT_SIGNAL_AFTER_STEPS", "").partition(":")
-    if at and global_step == int(at):
-        os.kill(os.getpid(), int(sig))
