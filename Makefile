@@ -46,7 +46,7 @@ clean:
 
 # `make train MODEL=se_resnet18 LOSS=arcface [DATA=... VAL=... EPOCHS=N NPROC=N ARGS="..."]`;
 # NPROC=N runs N processes through torchrun (one per GPU; gloo on CPU), same global batch.
-# With no DATA it trains on LFW View 1 from the data root ($FACEREC_DATA, ./data or ../shared/data).
+# With no DATA it trains on LFW View 1 from the data root ($FACEREC_DATA, else ./data).
 train: $(STAMP)
 	$(if $(NPROC),$(VENV)/bin/torchrun --standalone --nproc_per_node=$(NPROC) -m facerec,$(FACEREC)) train \
 		--model $(MODEL) --loss $(LOSS) $(if $(DATA),--train $(DATA)) $(if $(VAL),--val $(VAL)) \

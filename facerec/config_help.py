@@ -13,7 +13,7 @@ HELP = {
     "val": "validation pair CSV label,path1,path2 scored every --test-interval epochs",
     "root": "image root of the train list (default: its '# root:' line, else its folder)",
     "val_root": "image root of the validation/test pairs (face_trainer's test_path)",
-    "data_root": "folder holding lfw/ and orl/ (default: $FACEREC_DATA, ./data, ../shared/data)",
+    "data_root": "folder holding lfw/ and orl/ (default: $FACEREC_DATA, else ./data)",
     "batch_classes": "P: identities per batch (face_trainer's batch_size)",
     "per_class": "K: images per identity in a batch (face_trainer's nPerClass; default: what the loss needs)",
     "max_img_per_cls": "use at most this many images of an identity per epoch (default: all)",

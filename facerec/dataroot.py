@@ -1,4 +1,4 @@
-"""Where the face data lives: --data-root, else $FACEREC_DATA, else ./data, else ../shared/data."""
+"""Where the face data lives: --data-root, else $FACEREC_DATA, else ./data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .errors import DataError
 
 ENV = "FACEREC_DATA"
 LISTS_ENV = "FACEREC_LISTS"
-FALLBACKS = ("data", "../shared/data")
+FALLBACKS = ("data",)
 LFW_DIRS = ("lfw", "lfw_home")  # the official layout, or scikit-learn's download
 
 

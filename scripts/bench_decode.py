@@ -39,7 +39,7 @@ def pil_face(path: str, pre: Preprocess) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data-root", default=None, help="folder holding lfw/ (default: $FACEREC_DATA, ./data, ../shared/data)")
+    ap.add_argument("--data-root", default=None, help="folder holding lfw/ (default: $FACEREC_DATA, else ./data)")
     ap.add_argument("--images", type=int, default=512, help="LFW images decoded per repeat")
     ap.add_argument("--sizes", default="64,112,224", help="input sizes (the decode resizes to size x 256/224)")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats (median)")

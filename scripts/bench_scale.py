@@ -154,7 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="20000,200000,1000000", help="images per set, comma-separated")
     ap.add_argument("--out", default="/tmp/facerec-bench-scale", help="where the symlinked sets and caches go")
-    ap.add_argument("--data-root", default=None, help="folder holding lfw/ (default: $FACEREC_DATA, ./data, ../shared/data)")
+    ap.add_argument("--data-root", default=None, help="folder holding lfw/ (default: $FACEREC_DATA, else ./data)")
     ap.add_argument("--steps-112", type=int, default=4, help="training steps of the 112 px runs")
     ap.add_argument("--steps-224", type=int, default=2, help="training steps of the 224 px runs")
     ap.add_argument("--batch-classes", type=int, default=16, help="P identities per batch (K = 2)")

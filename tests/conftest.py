@@ -14,7 +14,7 @@ os.environ.setdefault("FACEREC_CACHE", tempfile.mkdtemp(prefix="facerec-cache-")
 
 
 def _find(sub: str) -> Path | None:
-    for base in [os.environ.get("FACEREC_DATA"), ROOT / "data", ROOT.parent / "shared" / "data"]:
+    for base in [os.environ.get("FACEREC_DATA"), ROOT / "data"]:
         if base and (Path(base) / sub).is_dir():
             return Path(base).resolve()
     return None

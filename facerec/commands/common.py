@@ -8,7 +8,7 @@ import math
 
 def add_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None,
-                   help="data root holding lfw/ and orl/ (default: $FACEREC_DATA, else ./data, else ../shared/data)")
+                   help="data root holding lfw/ and orl/ (default: $FACEREC_DATA, else ./data)")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

@@ -52,7 +52,7 @@ def add_data_args(p) -> None:
     """Data and result options shared with `facerec search`."""
     p.add_argument("--data", default="lfw", help="lfw (View 1), orl, or a course folder with train1/ and train2/")
     p.add_argument("--val", default=None, help="val pair CSV (required with a course folder)")
-    p.add_argument("--data-root", default=None, help="where lfw/ and orl/ live (default $FACEREC_DATA, ./data, ../shared/data)")
+    p.add_argument("--data-root", default=None, help="where lfw/ and orl/ live (default: $FACEREC_DATA, else ./data)")
     p.add_argument("--out", default=None, help="results folder (default experiments/<data>[-quick])")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override for every run, e.g. --set device=cuda --set epochs=20 (repeatable)")
