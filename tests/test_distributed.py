@@ -234,3 +234,21 @@ def test_a_killed_distributed_run_resumes_exactly(orl_lists, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "was written by 2 process(es), this run has 1" in r.stderr + r.stdout
     assert len(_steps(tmp_path / "cut")) == 9
+
+
+def test_a_sharded_classifier_run_resumes_with_another_process_count(orl_lists, tmp_path):
+    """Two ranks with C/2 class centres each save the whole matrix; one process resumes it and takes
+    the same steps as the two-rank run continued, to the float drift between process counts."""
+    common = ["--loss", "arcface", "--max-steps", "3", "--sharded-classifier"]
+    _train(orl_lists, tmp_path / "whole", *common, "--epochs", "2", nproc=2)
+    _train(orl_lists, tmp_path / "cut", *common, "--epochs", "1", nproc=2)
+    saved = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert saved["world_size"] == 2 and saved["loss"]["state_dict"]["weight"].shape == (30, 32)  # all 30 centres
+    r = subprocess.run([sys.executable, "-m", "facerec", "train", "--resume", str(tmp_path / "cut"), "--epochs", "2",
+                        "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "was written by 2 process(es), this run has 1" in r.stderr
+    whole, cut = _steps(tmp_path / "whole"), _steps(tmp_path / "cut")
+    assert len(cut) == len(whole) == 6 and cut[:3] == whole[:3]
+    np.testing.assert_allclose(cut[3:], whole[3:], rtol=1e-2)

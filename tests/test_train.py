@@ -183,3 +183,64 @@ def test_compiled_steps_train_the_same_weights(orl_lists, tmp_path, one_thread):
     assert list(sd_c) == list(sd_e)
     for k in sd_e:
         assert torch.allclose(sd_c[k].float(), sd_e[k].float(), atol=1e-4), k
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(orl_lists, tmp_path):
+    """min_delta far above any possible gain: only epoch 1 counts as an improvement, so with
+    patience 2 the run stops after epoch 3 of 6, with best.pt from epoch 1."""
+    lines = []
+    cfg = small_cfg(orl_lists, tmp_path, loss="cosface", epochs=6, max_steps=2, patience=2, min_delta=100.0)
+    summary = Trainer(cfg, progress=False, log=lines.append).fit()
+    run = Path(summary["run_dir"])
+    assert [int(r["epoch"]) for r in rows(run)] == [1, 2, 3]
+    assert any(line.startswith("early stop: val EER has not improved by 100.0 for 2 epochs") for line in lines), lines
+    assert torch.load(run / "best.pt", weights_only=True)["epoch"] == 1
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_grad_clip_bounds_every_step_gradient(orl_lists, tmp_path, monkeypatch):
+    """--grad-clip c: the gradient the optimiser steps with has global L2 norm <= c, measured here
+    on the parameters themselves after the clip, and the clip did cut (the raw norm was above c)."""
+    real, seen = torch.nn.utils.clip_grad_norm_, []
+
+    def clip(params, max_norm, *a, **kw):
+        params = list(params)
+        raw = real(params, max_norm, *a, **kw)
+        after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        seen.append((float(raw), float(after), max_norm))
+        return raw
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    Trainer(small_cfg(orl_lists, tmp_path / "c", loss="arcface", epochs=1, max_steps=3, val=None, grad_clip=0.5),
+            progress=False, log=lambda *_: None).fit()
+    assert len(seen) == 3 and all(m == 0.5 and after <= 0.5 * (1 + 1e-4) for _, after, m in seen)
+    assert max(raw for raw, _, _ in seen) > 0.5
+    seen.clear()
+    Trainer(small_cfg(orl_lists, tmp_path / "n", loss="arcface", epochs=1, max_steps=3, val=None),
+            progress=False, log=lambda *_: None).fit()
+    assert seen == []  # grad_clip 0: never clipped
+
+
+def test_bf16_autocast_on_cpu_runs_the_trunk_in_bf16(orl_lists, tmp_path):
+    """--amp bf16 on the CPU: the trunk's convolutions compute in bfloat16, the loss stays finite
+    and close to the fp32 run's first step, and the checkpoint keeps fp32 weights."""
+    dtypes = []
+    kw = {"loss": "arcface", "epochs": 1, "max_steps": 2, "val": None, "device": "cpu"}
+
+    def hook(module, _inputs, out):
+        if isinstance(module, torch.nn.Conv2d) and torch.is_grad_enabled():  # training steps only
+            dtypes.append(out.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        summary = Trainer(small_cfg(orl_lists, tmp_path / "b", amp="bf16", **kw), progress=False,
+                          log=lambda *_: None).fit()
+    finally:
+        handle.remove()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    fp32 = Trainer(small_cfg(orl_lists, tmp_path / "f", **kw), progress=False, log=lambda *_: None).fit()
+    b, f = rows(Path(summary["run_dir"])), rows(Path(fp32["run_dir"]))
+    loss_b, loss_f = float(b[0]["loss"]), float(f[0]["loss"])
+    assert torch.isfinite(torch.tensor(loss_b)) and loss_b == pytest.approx(loss_f, rel=0.05)
+    sd = torch.load(Path(summary["run_dir"]) / "last.pt", weights_only=True)["model"]["state_dict"]
+    assert all(v.dtype in (torch.float32, torch.int64) for v in sd.values())
