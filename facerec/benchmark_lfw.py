@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DATA_KEYS, check_same_recipe
 from .errors import FacerecError
 from .fileio import write_text
 
@@ -103,7 +104,9 @@ def fold_config(k: int, base_cfg, train_dir: Path, out: Path):
     cfg = copy.deepcopy(base_cfg)
     cfg.train, cfg.root, cfg.val, cfg.test_list = str(train_dir / f"view2_train_fold{k:02d}.txt"), None, None, None
     cfg.run_dir, cfg.resume = str(fold_dir / "run"), None
-    _check_same_recipe(cfg, fold_dir)
+    # `--set epochs=20` keeps the default results folder: an old fold must not stand in for a new one.
+    check_same_recipe(fold_dir / "run" / "config.yaml", cfg.to_dict(), DATA_KEYS,
+                      f"use --out for a new results folder, or delete {fold_dir} to retrain this fold")
     return cfg
 
 
@@ -151,28 +154,6 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s; chosen on the other folds' pairs)", k, acc,
              thr, backend)
     return result
-
-
-# Keys that change how a fold runs, not what it learns: a fold may be resumed or reused across them.
-RUN_ONLY_KEYS = ("train", "root", "val", "val_root", "test_list", "run_dir", "workers", "device", "cache",
-                 "cache_budget_mb", "dist_timeout", "log_steps", "out", "tag", "hypothesis", "data_root", "resume",
-                 "initial_model")
-
-
-def _check_same_recipe(cfg, fold_dir: Path) -> None:
-    """A fold trained (or half-trained) with another recipe is never reused: `--set epochs=20`
-    keeps the default results folder, so its old folds would silently stand in for new ones."""
-    import yaml
-
-    saved = fold_dir / "run" / "config.yaml"
-    if not saved.is_file():
-        return
-    before, now = yaml.safe_load(saved.read_text()) or {}, cfg.to_dict()
-    keys = sorted(k for k in set(before) | set(now) if k not in RUN_ONLY_KEYS and before.get(k) != now.get(k))
-    if keys:
-        diff = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys[:6])
-        raise FacerecError(f"{saved}: this fold was trained with another recipe ({diff}); use --out for a new "
-                           f"results folder, or delete {fold_dir} to retrain it")
 
 
 def _check_no_leak(cfg, pairs, k: int) -> None:

@@ -6,124 +6,26 @@ loss (`loss_options: {arcface.margin: 0.5, triplet.margin: 0.2}`), never one sha
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from .config_fields import (  # noqa: F401  (public: config.TrainConfig, config.HELP, ...)
+    BUDGET_SCOPES,
+    CHOICES,
+    DEFAULT_PARAM_BUDGET,
+    FIELDS,
+    HELP,
+    RUN_ONLY_KEYS,
+    TrainConfig,
+)
 from .config_presets import expand, preset_names, read_preset  # noqa: F401  (config.read_preset: public)
 from .errors import FacerecError, nearest
 
 TAG_RE = re.compile(r"[A-Za-z0-9._+-]+")
-DEFAULT_PARAM_BUDGET = 11_500_000  # the course rule: trunk parameters, final FC excluded
-BUDGET_SCOPES = ("trunk", "trunk+head")
 
-
-@dataclass
-class TrainConfig:
-    # what to train
-    model: str = "resnet18"
-    model_options: dict = field(default_factory=dict)
-    loss: str = "softmax"
-    loss_options: dict = field(default_factory=dict)
-    loss_weights: list | None = None
-    embedding_dim: int = 512
-    input_size: int = 112
-    # data
-    train: str | None = None  # identity folder or train list
-    val: str | None = None  # pair CSV
-    root: str | None = None  # image root of the train list
-    val_root: str | None = None
-    data_root: str | None = None
-    batch_classes: int = 100  # P identities per batch (face_trainer's batch_size)
-    per_class: int | None = None  # K images per identity (face_trainer's nPerClass); None: the loss's minimum
-    max_img_per_cls: int | None = None
-    min_images: str = "pad"
-    batch_fill: str = "full"  # full: cap dominant identities so batches keep P identities (face_trainer) | spread
-    oversample_to: int | None = None
-    face_crop: float | str = "auto"
-    resize: int | None = None
-    mean: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    std: list = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    hflip: bool = True
-    augment: str = "crop"  # none | crop | conservative | medium | aggressive (facerec/data/augment.py)
-    mix: str = "none"  # none | mixup | cutmix (classifier losses)
-    mix_alpha: float = 1.0  # Beta(alpha, alpha) for the mixing weight
-    max_classes: int | None = None  # train on the N identities with the most images (quick runs)
-    workers: int | None = None  # DataLoader worker processes (default: min(8, CPU cores))
-    cache: str = "auto"  # auto | ram | disk | off: decoded-image store (facerec/data/cache.py) or streamed files
-    cache_budget_mb: float = 2048.0  # auto keeps the decoded store only when it fits this many MB
-    check_leakage: bool = True
-    # optimisation
-    epochs: int = 10
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    no_decay_norm_bias: bool = False
-    momentum: float = 0.9
-    nesterov: bool = False
-    scheduler: str = "steplr"
-    lr_decay: float = 0.90
-    step_size: int | None = None  # steplr epochs between decays; None: test_interval (face_trainer)
-    t_max: int | None = None
-    eta_min: float = 0.0
-    t0: int = 5
-    t_mult: int = 1
-    warmup_epochs: float = 0.0
-    amp: str = "off"
-    compile: str = "off"  # off | inductor (torch.compile the training forward/backward) | aot_eager (checks only)
-    sync_bn: bool = False  # with several processes: BatchNorm over the global batch
-    sharded_classifier: bool = False  # with several processes: each rank keeps C/N class centres
-    dist_timeout: int = 600  # seconds a rank waits for the others before the job fails
-    log_steps: bool = False  # write steps.csv: the loss and learning rate of every step
-    grad_clip: float = 0.0
-    # validation, stopping
-    test_interval: int = 1
-    tta: bool = False
-    patience: int = 0  # epochs without val-EER improvement before stopping; 0 = never
-    min_delta: float = 0.0
-    # runs, checkpoints, fine-tuning
-    seed: int = 42
-    out: str = "runs"
-    tag: str = ""
-    hypothesis: str = ""  # what this run is meant to show: experiment presets carry it into every record
-    run_dir: str | None = None  # explicit run directory (default: OUT/<time>-<model>-<loss>-<tag>)
-    folds: int = 0  # > 1: identity k-fold cross-validation over the train identities
-    resume: str | None = None
-    initial_model: str | None = None
-    finetune_from: str | None = None
-    freeze_trunk_epochs: int = 0
-    freeze_bn: bool = False
-    trunk_lr_scale: float = 1.0
-    param_budget: int = DEFAULT_PARAM_BUDGET
-    budget_scope: str = "trunk"
-    device: str = "auto"
-    num_classes: int | None = None  # face_trainer's nClasses: checked against the data
-    max_steps: int | None = None  # stop each epoch after this many steps (smoke runs)
-    eval_only: bool = False
-    test_list: str | None = None
-    output: str | None = None
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-CHOICES = {
-    "optimizer": ("adam", "adamw", "sgd", "radam"),
-    "scheduler": ("steplr", "cosine", "warm_restarts", "onecycle", "none"),
-    "amp": ("off", "bf16", "fp16"),
-    "budget_scope": BUDGET_SCOPES,
-    "min_images": ("pad", "drop"),
-    "augment": ("none", "crop", "conservative", "medium", "aggressive"),
-    "mix": ("none", "mixup", "cutmix"),
-    "compile": ("off", "inductor", "aot_eager"),
-    "cache": ("auto", "ram", "disk", "off"),
-    "batch_fill": ("full", "spread"),
-}
 
 # face_trainer's flag names -> ours (so course habits keep working).
 FACE_TRAINER_ALIASES = {
@@ -275,9 +177,51 @@ def dump(cfg: TrainConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
-# What may change when a run is resumed: the rest comes from its checkpoint, so it continues exactly.
-RESUME_OVERRIDES = ("resume", "epochs", "device", "workers", "patience", "cache", "cache_budget_mb",
-                    "dist_timeout", "log_steps", "initial_model", "finetune_from")  # the last two: --resume wins, and the log says so
+# Which images: callers that place the data themselves (cross-validation and View 2 folds) ignore them too.
+DATA_KEYS = frozenset({"train", "root", "val", "val_root"})
+# What a resumed run may change besides the run-only keys: a longer schedule, another patience, and the
+# start weights (ignored: --resume wins, and the log says so). The rest comes from its checkpoint.
+RESUME_OVERRIDES = RUN_ONLY_KEYS | {"epochs", "patience", "initial_model", "finetune_from"}
+
+
+# Left unset, chosen when the run starts from the rest of the recipe (K: the loss's minimum), and
+# saved as chosen: unset on one side matches any value on the other.
+CHOSEN_AT_START = frozenset({"per_class"})
+
+
+def recipe_changes(before: dict, now: dict, ignore=frozenset()) -> list[str]:
+    """The keys (sorted) whose values differ between two configs, run-only keys and `ignore` left out."""
+    def differs(k):
+        a, b = before.get(k), now.get(k)
+        return a != b and not (k in CHOSEN_AT_START and (a is None or b is None))
+
+    return sorted(k for k in set(before) | set(now) if k not in RUN_ONLY_KEYS and k not in ignore and differs(k))
+
+
+def same_recipe(a, b, ignore=frozenset()) -> bool:
+    """Whether two configs (TrainConfig or dict) train the same thing."""
+    return not recipe_changes(_as_dict(a), _as_dict(b), ignore)
+
+
+def _as_dict(cfg) -> dict:
+    return cfg if isinstance(cfg, dict) else cfg.to_dict()
+
+
+def describe_changes(before: dict, now: dict, keys: list[str], limit: int = 6) -> str:
+    """`key: old -> new` for the first `limit` changed keys."""
+    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in keys[:limit]) + more
+
+
+def check_same_recipe(saved: Path, now: dict, ignore, advice: str) -> None:
+    """Refuse to reuse the run whose config.yaml is `saved` when it was started with another recipe."""
+    if not saved.is_file():
+        return
+    before = yaml.safe_load(saved.read_text()) or {}
+    keys = recipe_changes(before, now, ignore)
+    if keys:
+        raise FacerecError(f"{saved}: this run was started with another recipe ({describe_changes(before, now, keys)}); "
+                           + advice)
 
 
 def resume_config(overrides: dict) -> TrainConfig:
@@ -294,7 +238,7 @@ def resume_config(overrides: dict) -> TrainConfig:
     changed = sorted(k for k in overrides if k not in RESUME_OVERRIDES and overrides[k] != stored.get(k))
     if changed:
         raise FacerecError(f"--resume continues the stored config; these flags would change it: {', '.join(changed)} "
-                           f"(allowed: {', '.join(RESUME_OVERRIDES)})")
+                           f"(allowed: {', '.join(sorted(RESUME_OVERRIDES))})")
     cfg = TrainConfig()
     apply(cfg, {k: v for k, v in stored.items() if k in FIELDS}, f"{ckpt_path} config")
     apply(cfg, {k: v for k, v in overrides.items() if k in RESUME_OVERRIDES}, "command line")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DATA_KEYS, check_same_recipe
 from .data.lists import TrainList, load_train, write_pairs, write_train_list
 from .data.split import balanced_pairs
 from .errors import FacerecError
@@ -53,6 +54,7 @@ def write_fold_lists(train: TrainList, k: int, seed: int, out: Path) -> list[tup
 
 
 def cross_validate(cfg, *, progress: bool = True, log=None) -> int:
+    note = logging.getLogger("facerec.cv").warning if log is None else (lambda msg: log(f"note: {msg}"))
     log = log or logging.getLogger("facerec.cv").info
     from .rundir import is_finished
     from .trainer import Trainer, default_lfw_lists, run_name
@@ -60,17 +62,25 @@ def cross_validate(cfg, *, progress: bool = True, log=None) -> int:
     if cfg.train is None:
         default_lfw_lists(cfg)
     if cfg.val:
-        log(f"note: --folds validates on held-out identity folds; {cfg.val} is not used")
+        note(f"--folds validates on held-out identity folds; {cfg.val} is not used")
     train = load_train(cfg.train, cfg.root)
     base = Path(cfg.run_dir) if cfg.run_dir else Path(cfg.out) / f"{run_name(cfg)}-cv{cfg.folds}"
-    lists = write_fold_lists(train, cfg.folds, cfg.seed, base)
+    folds = []
+    for i in range(1, cfg.folds + 1):
+        c = copy.deepcopy(cfg)
+        c.folds, c.root, c.val_root, c.run_dir = 0, None, None, str(base / f"fold{i}")
+        # Every fold is checked before anything is written or trained: a changed recipe under the
+        # same name (say `--epochs 20`) must not reuse the old folds.
+        check_same_recipe(base / f"fold{i}" / "config.yaml", c.to_dict(), DATA_KEYS,
+                          f"use --run-dir for a new folder, or delete {base} to run the folds again")
+        folds.append(c)
+    for c, (tr, va) in zip(folds, write_fold_lists(train, cfg.folds, cfg.seed, base)):
+        c.train, c.val = str(tr), str(va)
     results = []
-    for i, (tr, va) in enumerate(lists, 1):
-        fold_dir = base / f"fold{i}"
+    for i, c in enumerate(folds, 1):
+        fold_dir = Path(c.run_dir)
         if not is_finished(fold_dir):
-            c = copy.deepcopy(cfg)
-            c.folds, c.train, c.val, c.root, c.val_root, c.run_dir = 0, str(tr), str(va), None, None, str(fold_dir)
-            log(f"fold {i}/{cfg.folds}: {load_train(str(tr), check_files=False).num_classes} train identities")
+            log(f"fold {i}/{cfg.folds}: {load_train(c.train, check_files=False).num_classes} train identities")
             if (fold_dir / "last.pt").is_file():
                 c.resume = str(fold_dir)
             Trainer(c, progress=progress, log=log).fit()

@@ -76,7 +76,7 @@ def test_one_fold_trains_on_the_other_folds_people_and_thresholds_without_the_fo
     other = [a.replace("epochs=1", "epochs=2") for a in argv] + ["--set", "workers=1"]
     capsys.readouterr()
     assert main(other) != 0
-    assert "fold03/run/config.yaml: this fold was trained with another recipe (epochs: 1 -> 2)" in capsys.readouterr().err
+    assert "fold03/run/config.yaml: this run was started with another recipe (epochs: 1 -> 2)" in capsys.readouterr().err
     assert main(argv + ["--set", "workers=1"]) == 0  # a run-only key changes nothing learnt: reused
     assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
     # The same fold as a job of its own (--jobs: one process per fold, the parent summarises): the same scores.

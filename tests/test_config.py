@@ -84,3 +84,22 @@ def test_set_values_keep_on_off_as_words():
     assert _scalar("off") == "off" and _scalar("On") == "On" and _scalar("3") == 3 and _scalar("true") is True
     cfg = config.load([], {"cache": _scalar("off"), "tta": _scalar("off"), "amp": _scalar("off")})
     assert (cfg.cache, cfg.tta, cfg.amp) == ("off", False, "off")
+
+
+def test_one_list_of_run_only_keys_decides_what_is_the_same_recipe():
+    from facerec.config import RESUME_OVERRIDES, RUN_ONLY_KEYS, TrainConfig, recipe_changes, same_recipe
+    from facerec.experiments.compare import NOT_THE_EXPERIMENT
+
+    a = TrainConfig()
+    b = TrainConfig(workers=3, device="cpu", cache="off", tag="x", run_dir="r", out="o", data_root="d")
+    assert same_recipe(a, b) and same_recipe(a.to_dict(), b)
+    c = TrainConfig(epochs=11, lr=0.01, workers=2)
+    assert recipe_changes(a.to_dict(), c.to_dict()) == ["epochs", "lr"] and not same_recipe(a, c)
+    assert recipe_changes(a.to_dict(), TrainConfig(train="t.txt").to_dict(), ignore={"train"}) == []
+    # K left unset is chosen at start from the loss and saved as chosen: the same recipe.
+    assert same_recipe(TrainConfig(per_class=None), TrainConfig(per_class=2))
+    assert not same_recipe(TrainConfig(per_class=3), TrainConfig(per_class=2))
+    # Resume and reports take the run-only keys from the same list.
+    assert RUN_ONLY_KEYS <= RESUME_OVERRIDES and RUN_ONLY_KEYS <= NOT_THE_EXPERIMENT
+    assert {"cache", "cache_budget_mb"} <= NOT_THE_EXPERIMENT
+    assert set(RUN_ONLY_KEYS) <= set(TrainConfig().to_dict())

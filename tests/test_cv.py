@@ -24,7 +24,7 @@ def test_folds_partition_the_identities(orl_dir):
         fold_identities(train, 21, seed=0)
 
 
-def test_three_fold_cv_on_orl(orl_dir, tmp_path, one_thread):
+def test_three_fold_cv_on_orl(orl_dir, tmp_path, one_thread, capsys):
     run = tmp_path / "cv"
     assert main(["train", "--train", str(orl_dir), "--folds", "3", "--run-dir", str(run), "--input-size", "32",
                  "--embedding-dim", "64", "--batch-classes", "10", "--epochs", "1", "--max-steps", "3",
@@ -44,7 +44,15 @@ def test_three_fold_cv_on_orl(orl_dir, tmp_path, one_thread):
         assert (run / f"fold{i}" / "summary.json").is_file()
     assert len(seen) == 40
     stamp = (run / "fold1" / "summary.json").stat().st_mtime_ns
-    assert main(["train", "--train", str(orl_dir), "--folds", "3", "--run-dir", str(run), "--input-size", "32",
-                 "--embedding-dim", "64", "--batch-classes", "10", "--epochs", "1", "--max-steps", "3",
-                 "--workers", "0", "--no-progress", "--loss", "arcface"]) == 0
+    argv = ["train", "--train", str(orl_dir), "--folds", "3", "--run-dir", str(run), "--input-size", "32",
+            "--embedding-dim", "64", "--batch-classes", "10", "--epochs", "1", "--max-steps", "3",
+            "--no-progress", "--loss", "arcface"]
+    assert main(argv + ["--workers", "1"]) == 0  # a run-only key changes nothing learnt
     assert (run / "fold1" / "summary.json").stat().st_mtime_ns == stamp  # finished folds are reused
+    # Another recipe under the same name is refused before anything is written, naming the key.
+    lists = {p: p.stat().st_mtime_ns for p in run.rglob("*.txt")}
+    capsys.readouterr()
+    assert main([a if a != "1" else "2" for a in argv] + ["--workers", "0"]) != 0
+    err = capsys.readouterr().err
+    assert "fold1/config.yaml: this run was started with another recipe (epochs: 1 -> 2)" in err, err
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*.txt")} == lists

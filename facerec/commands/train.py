@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 
 from .. import config as config_mod
-from ..config_help import HELP
 from ..errors import FacerecError
 from .common import add_progress, progress_on
 
@@ -35,14 +34,14 @@ def add_parser(sub) -> None:
         if f.name in ("model_options", "loss_options", "eval_only"):
             continue
         default = getattr(defaults, f.name)
-        text = HELP[f.name]
-        if "bool" in str(f.type):
+        text = f.metadata["help"]
+        if config_mod.HINTS[f.name] is bool:
             p.add_argument(_flag(f.name), dest=f.name, action="store_const", const=True, default=SUPPRESS,
                            help=f"{text} (default: {'on' if default else 'off'})")
             p.add_argument(_flag("no_" + f.name), dest=f.name, action="store_const", const=False, default=SUPPRESS,
                            help=f"turn {_flag(f.name)} off")
         else:
-            choices = config_mod.CHOICES.get(f.name)
+            choices = f.metadata["choices"]
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             # A help text that states its own default (a rule, not a value) is not given a second one.
             own = "default:" in text

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..config import RUN_ONLY_KEYS
 from ..errors import FacerecError
 from ..metric_keys import upgrade_row, upgrade_summary
 from ..rundir import is_finished
 from . import stats
 
-# Keys that differ between any two runs without being the experiment.
-NOT_THE_EXPERIMENT = {"seed", "run_dir", "tag", "hypothesis", "out", "resume", "val", "val_root", "data_root",
-                      "workers", "device", "output", "test_list", "eval_only", "dist_timeout", "log_steps"}
+# Keys that differ between any two runs without being the experiment: how they ran, their seed, and
+# which validation pairs scored them.
+NOT_THE_EXPERIMENT = RUN_ONLY_KEYS | {"seed", "val", "val_root", "eval_only"}
 
 
 @dataclass

@@ -34,15 +34,13 @@ def command(run: Run) -> list[str]:
 
 
 def changed(run: Run) -> list[str]:
-    """Config keys whose planned value differs from what this run directory was started with."""
+    """Recipe keys whose planned value differs from what this run directory was started with."""
     path = run.run_dir / "planned.yaml"
     if not path.is_file():
         return []
     import yaml
 
-    before = yaml.safe_load(path.read_text()) or {}
-    now = run.cfg.to_dict()
-    return sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    return config_mod.recipe_changes(yaml.safe_load(path.read_text()) or {}, run.cfg.to_dict())
 
 
 def check_unchanged(runs: list[Run]) -> None:
