@@ -168,3 +168,18 @@ def test_markers_parse_and_sessions_have_commands():
     assert (m.kind, m.pending, m.first) == ("shell", True, "a; b")
     with pytest.raises(ValueError):
         docs_outputs.parse_marker("<!-- output: bash -->")
+
+
+def test_the_script_rewrites_marked_blocks_in_place(tiny, tmp_path, capsys):
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n\n```python\nprint('from python', 6 * 7)\n```\n\n<!-- output: python; pending -->\n"
+                    "```\nstale\n```\n\nText.\n\n<!-- output: shell; pending; first: echo unseen; echo unseen -->\n"
+                    "```\n$ echo $CKPT\nstale\n$ echo one; \\\n  echo two\n```\n\n<!-- output: log -->\n```\nkept\n```\n")
+    assert docs_outputs.rewrite(page, tiny["model"], log=print) == 2
+    assert page.read_text() == (
+        "# A page\n\n```python\nprint('from python', 6 * 7)\n```\n\n<!-- output: python -->\n```\nfrom python 42\n```\n\n"
+        "Text.\n\n<!-- output: shell; first: echo unseen; echo unseen -->\n```\n$ echo $CKPT\n"
+        "runs/20990101-000000-resnet18-arcface-demo/best.pt\n$ echo one; \\\n  echo two\none\ntwo\n```\n\n"
+        "<!-- output: log -->\n```\nkept\n```\n")
+    assert "a log block, left as it is" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["page.md"]  # the temporary file was renamed over it
