@@ -363,3 +363,15 @@ def test_help_names_every_flag_default():
     for action in sub._actions:
         if action.option_strings and action.dest != "help" and not action.required:
             assert "default" in (action.help or ""), action.option_strings
+
+
+def test_cli_errors_are_one_line(ckpt, tmp_path, capsys):
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    for argv, words in ((["--model", str(ckpt), "--gallery", str(bad)], "not a usable SQLite gallery"),
+                        (["--model", str(tmp_path / "none.pt")], "checkpoint not found"),
+                        (["--model", str(ckpt), "--host", "0.0.0.0"], "give --token-file"),
+                        (["--model", str(ckpt), "--max-batch", "0"], "--max-batch must be at least 1")):
+        assert main(["serve", "--device", "cpu", "--gallery", str(tmp_path / "g.db"), *argv]) in (1, 2)
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("facerec serve: error:") and words in err and "\n" not in err, err

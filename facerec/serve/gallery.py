@@ -61,14 +61,18 @@ class Gallery:
         self.path, self.dim, self.checksum, self.index_kind = Path(path), int(dim), model_checksum, index
         self._lock = threading.RLock()
         self._hold_file_lock()
-        self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        with self._transaction():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
+        try:
+            self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            with self._transaction():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+        except sqlite3.Error as exc:
+            self.close()
+            raise DataError(f"{self.path}: not a usable SQLite gallery ({exc})") from None
         self.stored_checksum = self._meta("model_checksum")
         self.stored_dim = self._meta("embedding_dim")
         if self.people_count() == 0 or self.stored_checksum is None:
@@ -170,7 +174,9 @@ class Gallery:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
     def close(self) -> None:
-        self.db.close()
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+            self.db = None
         if getattr(self, "_lock_fd", None) is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
