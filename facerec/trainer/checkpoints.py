@@ -7,7 +7,6 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..errors import DataError, FacerecError, WriteError
-from ..metric_keys import upgrade_row
 from . import parallel, state
 from .data import model_kwargs
 from .state import set_rng_state
@@ -51,13 +50,8 @@ def resume(t) -> None:
     t.scheduler.load_state_dict(ckpt["scheduler"])
     t.scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"])
-    t.epoch = int(ckpt["epoch"])
-    t.best = dict(ckpt["best"])
-    t.saved_epoch = t.epoch
-    t.saved_best = max(0, int(t.best.get("epoch", 0)))
-    t.stale = int(ckpt["stale"])
-    t.history = [upgrade_row(r) for r in ckpt["history"]]  # a run from before metric_keys
-    t.log(f"resumed {path} at epoch {t.epoch}")
+    t.state.load_state_dict(ckpt)
+    t.log(f"resumed {path} at epoch {t.state.epoch}")
 
 
 def payload(t) -> dict:
@@ -70,15 +64,12 @@ def payload(t) -> dict:
         "preprocess": t.pre.to_dict(),
         "config": t.cfg.to_dict(),
         "classes": list(t.data.train.classes),
-        "epoch": t.epoch,
         "optimizer": parallel.full_optimizer_state(t),
         "world_size": t.world.size,
         "scheduler": t.scheduler.state_dict(),
         "scaler": t.scaler.state_dict(),
         "rng": state.rng_state(),
-        "best": dict(t.best),
-        "stale": t.stale,
-        "history": list(t.history),
+        **t.state.state_dict(),
         "loss_description": losses.describe(t.loss),
     }
 
@@ -91,9 +82,9 @@ def save(t, name: str, payload: dict) -> None:
 
 def write_failed(t, exc: WriteError) -> DataError:
     """A file of the run could not be written: the error, then what survives and how to go on."""
-    run = getattr(t, "run_dir", None)
-    if getattr(t, "saved_epoch", 0) and run is not None:
+    run, st = getattr(t, "run_dir", None), getattr(t, "state", None)
+    if st is not None and st.saved_epoch and run is not None:
         return DataError(f"{exc}. {t._what_is_saved()}: {exc.hint}, then `facerec train --resume {run}`")
-    best = getattr(t, "saved_best", 0)
+    best = st.saved_best if st is not None else 0
     kept = f" (best.pt holds epoch {best})" if best else ""
     return DataError(f"{exc}. No epoch was saved to resume from{kept}: {exc.hint}, then start again")

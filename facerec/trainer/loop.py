@@ -9,7 +9,6 @@ Run state and signals live in `state`, data preparation in `data`, what a run wr
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import numpy as np
@@ -29,6 +28,7 @@ from . import checkpoints, hooks, parallel, records, state
 from . import data as prep
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
 from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, seed_everything
+from .train_state import TrainState
 
 LOG = logging.getLogger("facerec.train")
 
@@ -107,23 +107,17 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model, self.loss)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
-        self.epoch = 0
-        self.collapsed = False  # the last validation's embeddings were one point
-        self.saved_epoch = 0  # the epoch last.pt holds (set by resume too): what stop messages name
-        self.saved_best = 0  # the epoch best.pt holds
-        self.best = {"eer": math.inf, "epoch": -1}
+        self.state = TrainState()
         self.step_log, self.ddp = None, None
         self.faults = hooks.current()  # tests only: None in normal use
-        self.history: list[dict] = []
-        self.stale = 0
 
     # --- the loop --------------------------------------------------------------------------
 
     def train_epoch(self) -> dict:
         cfg, dev = self.cfg, self.device
-        self.sampler.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.state.epoch)
         batches = self.sampler.batches()
-        plan = Plan(batches, self.epoch, stop=self.steps_per_epoch,
+        plan = Plan(batches, self.state.epoch, stop=self.steps_per_epoch,
                     share=(cfg.per_class, self.world) if self.world.enabled else None)
         loader = make_loader(self.train_batches, plan, workers=self.train_workers, device=dev)
         self.model.train()
@@ -134,7 +128,7 @@ class Trainer:
         stat_sums: dict[str, float] = {}
         emb_peak = None  # largest training embedding norm, kept on the device: no extra sync a step
         t0 = time.perf_counter()
-        bar = progress(total=len(plan), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="step", bar=self.progress,
+        bar = progress(total=len(plan), desc=f"epoch {self.state.epoch + 1}/{cfg.epochs}", unit="step", bar=self.progress,
                        every=None if self.world.is_main else float("inf"))
         for step, (x, y) in enumerate(loader):
             x = self.train_batches.transform.normalize(x.to(dev, non_blocking=True))  # uint8 until here
@@ -144,7 +138,7 @@ class Trainer:
             if cfg.mix != "none":
                 from ..data.augment import mix_batch
 
-                x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.epoch, step, stream=1))
+                x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.state.epoch, step, stream=1))
             n_global, stats, lr = len(batches[step]), None, self.optimizer.param_groups[0]["lr"]
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 if self.ddp is not None:  # several processes: this rank's share of the global batch
@@ -159,7 +153,7 @@ class Trainer:
             if self.faults is not None:
                 loss = self.faults.loss(loss, self.scheduler.last_epoch + 1)
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.epoch + 1}, step {step + 1}")
+                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.state.epoch + 1}, step {step + 1}")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.grad_clip > 0:
@@ -177,7 +171,7 @@ class Trainer:
             for k, v in stats.items():
                 stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * n_global
             if self.step_log is not None:
-                self.step_log.append((self.scheduler.last_epoch, self.epoch + 1, step + 1, lv, lr))
+                self.step_log.append((self.scheduler.last_epoch, self.state.epoch + 1, step + 1, lv, lr))
             if step == 0:
                 t_after_first, n_first = time.perf_counter(), n_global
             if self.first_step_seconds is None:
@@ -188,7 +182,7 @@ class Trainer:
         bar.close()
         self.train_emb_peak = None if emb_peak is None else emb_peak.reshape(1)
         seconds = time.perf_counter() - t0
-        row = {"epoch": self.epoch + 1, "loss": sums["loss"] / max(1, sums["n"]),
+        row = {"epoch": self.state.epoch + 1, "loss": sums["loss"] / max(1, sums["n"]),
                "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": sums["n"] / seconds}
         if len(plan) > 1:  # without the first step's warm-up (allocator, workers starting): the steady rate
             row["steady_images_per_s"] = (sums["n"] - n_first) / (time.perf_counter() - t_after_first)
@@ -197,7 +191,7 @@ class Trainer:
 
     def _apply_freeze(self) -> None:
         cfg = self.cfg
-        frozen = self.epoch < cfg.freeze_trunk_epochs
+        frozen = self.state.epoch < cfg.freeze_trunk_epochs
         for p in self.model.trunk.parameters():
             p.requires_grad_(not frozen)
         if cfg.freeze_bn or frozen:
@@ -221,18 +215,48 @@ class Trainer:
             emb = D.gather_rows(emb.to(self.device), D.counts_of(len(emb), self.world, self.device)).cpu()
         try:
             state.check_embeddings(emb, "validation")
-            self.collapsed = False
+            self.state.collapsed = False
         except state.Collapsed as exc:
             # A short early epoch can leave BatchNorm's running statistics so far off that every face
             # maps to one point, and the next epoch recovers; a collapse that lasts, or the run's
             # final model, stops the run.
-            if self.collapsed or self.epoch >= self.cfg.epochs:
+            if self.state.collapsed or self.state.epoch >= self.cfg.epochs:
                 raise
-            self.collapsed = True
-            self.note(f"{exc} after epoch {self.epoch}; training goes on, and stops if the next validation "
+            self.state.collapsed = True
+            self.note(f"{exc} after epoch {self.state.epoch}; training goes on, and stops if the next validation "
                       "is collapsed too")
         scores = cosine_scores(emb, i1, i2)
         return compute_all(scores, self.data.val.labels, self.data.val.folds), scores
+
+    def _validate_epoch(self, row: dict, i1, i2) -> np.ndarray:
+        """Score the validation pairs, add the metrics to the epoch's row and count them for best/patience."""
+        t_val = time.perf_counter()
+        m, scores = self.validate(i1, i2)
+        if prep.settle(self, self.val_batches, "val"):
+            self.val_workers = 0
+        # Apart from the training seconds, so an epoch line adds up to the wall time it took.
+        row["val_seconds"] = time.perf_counter() - t_val
+        row.update({f"val_{k}": m[k] for k in ("eer", "auc", *TAR_KEYS)})
+        self.state.validated(m, min_delta=self.cfg.min_delta, interval=self.cfg.test_interval)
+        return scores
+
+    def _save_epoch(self) -> None:
+        """best.pt (when this epoch is the best) and its scores, then last.pt; a stop signal waits for both.
+        best.pt goes first: when a write fails (full disk), last.pt still holds the epoch before, so
+        --resume redoes this one, best.pt and its scores included."""
+        st = self.state
+        with state.finish_writing():
+            payload = checkpoints.payload(self)
+            if st.best["epoch"] == st.epoch:
+                # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
+                checkpoints.save(self, "best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
+                                                   **records.deployment(st.best.get("metrics"), self.last_scores,
+                                                                        self.data.val)})
+                st.saved_best = st.epoch
+                if self.last_scores is not None and self.world.is_main:
+                    records.write_scores(self, self.last_scores)
+            checkpoints.save(self, "last.pt", payload)
+            st.saved_epoch = st.epoch
 
     def _check_diverged(self) -> None:
         """After each epoch's training, before it is validated or saved: a diverged epoch is never saved."""
@@ -243,16 +267,16 @@ class Trainer:
 
     def _what_is_saved(self) -> str:
         """The stop message's account of the files on disk, from what was really written."""
-        if not self.saved_epoch:
+        if not self.state.saved_epoch:
             return "Nothing was saved (no epoch finished cleanly): start again"
-        text = f"The last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.saved_epoch})"
-        if self.saved_best:
-            text += f"; best.pt holds epoch {self.saved_best}"
+        text = f"The last good checkpoint is {self.run_dir / 'last.pt'} (epoch {self.state.saved_epoch})"
+        if self.state.saved_best:
+            text += f"; best.pt holds epoch {self.state.saved_best}"
         return text
 
     def _plots_so_far(self) -> None:
         """A stopped run's folder still shows the curves and ROC of the epochs it finished."""
-        if self.world.is_main and self.history:
+        if self.world.is_main and self.state.history:
             try:
                 records.plots(self)
             except Exception as exc:  # the stop message matters more than a figure
@@ -296,55 +320,31 @@ class Trainer:
         tb = records.tensorboard(self.run_dir) if self.world.is_main else None
         self.step_log = [] if cfg.log_steps else None
         parallel.wrap(self)
-        last_scores = None
+        self.last_scores = None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self.t_start = time.perf_counter()
-        self.seconds_before = sum(r.get("seconds", 0.0) for r in self.history)
+        self.seconds_before = sum(r.get("seconds", 0.0) for r in self.state.history)
         restore = state.stop_signals_as_interrupt()
-        self.current_epoch = self.epoch + 1
+        self.current_epoch = self.state.epoch + 1
         try:
-            while self.epoch < cfg.epochs:
-                self.current_epoch = self.epoch + 1
+            while self.state.epoch < cfg.epochs:
+                self.current_epoch = self.state.epoch + 1
                 row = self.train_epoch()
                 self._check_diverged()
-                self.epoch += 1
+                self.state.epoch += 1
                 if prep.settle(self, self.train_batches, "train"):
                     self.train_workers = 0  # indexing the store costs less than shipping batches from workers
-                if i1 is not None and (self.epoch % cfg.test_interval == 0 or self.epoch == cfg.epochs):
-                    t_val = time.perf_counter()
-                    m, last_scores = self.validate(i1, i2)
-                    if prep.settle(self, self.val_batches, "val"):
-                        self.val_workers = 0
-                    # Apart from the training seconds, so an epoch line adds up to the wall time it took.
-                    row["val_seconds"] = time.perf_counter() - t_val
-                    row.update({f"val_{k}": m[k] for k in ("eer", "auc", *TAR_KEYS)})
-                    improved = m["eer"] < self.best["eer"] - cfg.min_delta
-                    if improved:
-                        self.best = {"eer": m["eer"], "epoch": self.epoch, "metrics": m}
-                        self.stale = 0
-                    else:
-                        self.stale += cfg.test_interval
-                self.history.append(row)
+                if i1 is not None and (self.state.epoch % cfg.test_interval == 0 or self.state.epoch == cfg.epochs):
+                    self.last_scores = self._validate_epoch(row, i1, i2)
+                self.state.history.append(row)
                 if self.world.is_main:
                     records.log_epoch(self, row, tb)
                 if self.on_epoch is not None:
                     self.on_epoch(row)
-                with state.finish_writing():
-                    payload = checkpoints.payload(self)
-                    # best.pt before last.pt: when a write fails (full disk), last.pt still holds the epoch
-                    # before, so --resume redoes this one, best.pt and its scores included.
-                    if self.best["epoch"] == self.epoch:
-                        # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
-                        checkpoints.save(self, "best.pt", {**{k: v for k, v in payload.items() if k not in RESUME_ONLY},
-                                               **records.deployment(self.best.get("metrics"), last_scores, self.data.val)})
-                        self.saved_best = self.epoch
-                        if last_scores is not None and self.world.is_main:
-                            records.write_scores(self, last_scores)
-                    checkpoints.save(self, "last.pt", payload)
-                    self.saved_epoch = self.epoch
-                if cfg.patience and self.stale >= cfg.patience:
-                    self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.stale} epochs")
+                self._save_epoch()
+                if self.state.out_of_patience(cfg.patience):
+                    self.log(f"early stop: val EER has not improved by {cfg.min_delta} for {self.state.stale} epochs")
                     break
         except Diverged as exc:
             self._plots_so_far()
@@ -353,7 +353,7 @@ class Trainer:
                             ) from None
         except KeyboardInterrupt:
             self._plots_so_far()
-            done = self.saved_epoch
+            done = self.state.saved_epoch
             where = f"after epoch {done}" if done >= self.current_epoch else f"in epoch {self.current_epoch}"
             raise Interrupted(f"interrupted {where}; " + (
                 f"{f'epochs 1-{done} are' if done > 1 else 'epoch 1 is'} saved: "

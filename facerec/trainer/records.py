@@ -81,11 +81,11 @@ def log_steps(t) -> None:
 
 def log_epoch(t, row: dict, tb) -> None:
     log_steps(t)
-    keys = list(dict.fromkeys(k for r in t.history for k in r))
+    keys = list(dict.fromkeys(k for r in t.state.history for k in r))
     with atomic_path(t.run_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
-        w.writerows(t.history)
+        w.writerows(t.state.history)
     if tb is not None:
         for k, v in row.items():
             if k != "epoch" and isinstance(v, (int, float)):
@@ -125,8 +125,8 @@ def plots(t):
     from ..plots import plot_curves, plot_roc_det
     from ..scores import read_scores
 
-    if t.history:
-        plot_curves(t.history, t.run_dir / "curves.png")
+    if t.state.history:
+        plot_curves(t.state.history, t.run_dir / "curves.png")
     if not (t.run_dir / "scores.txt").is_file():
         return None
     s = read_scores(t.run_dir / "scores.txt")
@@ -135,9 +135,9 @@ def plots(t):
 
 
 def finish(t) -> dict:
-    summary = {"metrics_version": METRICS_VERSION, "run_dir": str(t.run_dir), "epochs": t.epoch, "best_eer": t.best["eer"],
-               "best_epoch": t.best["epoch"], "hypothesis": t.cfg.hypothesis,
-               "train_seconds": sum(r.get("seconds", 0.0) for r in t.history),
+    summary = {"metrics_version": METRICS_VERSION, "run_dir": str(t.run_dir), "epochs": t.state.epoch, "best_eer": t.state.best["eer"],
+               "best_epoch": t.state.best["epoch"], "hypothesis": t.cfg.hypothesis,
+               "train_seconds": sum(r.get("seconds", 0.0) for r in t.state.history),
                "wall_seconds": t.seconds_before + time.perf_counter() - t.t_start,
                "peak_memory_mb": peak_memory_mb(t.device), "first_step_seconds": t.first_step_seconds,
                **costs(t)}
@@ -146,7 +146,7 @@ def finish(t) -> dict:
         from ..metrics import compute_all
 
         # A run resumed from a checkpoint of an older version has no metrics in `best`.
-        summary["best_metrics"] = t.best.get("metrics") or compute_all(s.scores, s.labels, s.folds)
+        summary["best_metrics"] = t.state.best.get("metrics") or compute_all(s.scores, s.labels, s.folds)
     from ..metrics import jsonable
 
     write_text(t.run_dir / "summary.json", json.dumps(jsonable(summary), indent=2))
