@@ -80,8 +80,8 @@ def service(ckpt, tmp_path):
 
     opened = []
 
-    def start(*extra, gallery=None):
-        app, gallery = open_service(serve_args(ckpt, gallery or tmp_path / "g.db", *extra))
+    def start(*extra, gallery=None, model=None):
+        app, gallery = open_service(serve_args(model or ckpt, gallery or tmp_path / "g.db", *extra))
         opened.append(gallery)
         return TestClient(app), gallery
 
@@ -240,6 +240,9 @@ def test_bad_input_is_a_one_line_4xx_and_writes_nothing(service, lfw_dir, tmp_pa
     assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
     r = client.post("/embed", content=b"x" * (3 * 200_000 + 2**20 + 1), headers={"content-type": "multipart/form-data"})
     assert r.status_code == 413 and "request body" in r.json()["detail"]
+    streamed = (b"x" * 2**16 for _ in range(32))  # no content-length: counted as it arrives
+    r = client.post("/embed", content=streamed, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and "request body" in r.json()["detail"]
     assert client.delete("/people/Nobody").status_code == 404
     assert gallery.people_count() == 1 and gallery.image_count() == 1  # nothing written by any refusal
     assert [p["person"] for p in client.get("/people").json()["people"]] == ["Alice"]
@@ -375,3 +378,14 @@ def test_cli_errors_are_one_line(ckpt, tmp_path, capsys):
         assert main(["serve", "--device", "cpu", "--gallery", str(tmp_path / "g.db"), *argv]) in (1, 2)
         err = capsys.readouterr().err.strip()
         assert err.startswith("facerec serve: error:") and words in err and "\n" not in err, err
+
+
+def test_an_exported_onnx_model_serves_the_checkpoints_answers(service, ckpt, model, lfw_dir, tmp_path):
+    (a1, a2, *_), = lfw_people(lfw_dir, 1).values()
+    onnx = tmp_path / "model.onnx"
+    assert main(["-q", "export", "--checkpoint", str(ckpt), "--output", str(onnx)]) == 0
+    client, _ = service(gallery=tmp_path / "onnx.db", model=onnx)
+    info = client.get("/model").json()
+    assert info["runtime"] == "onnxruntime" and info["thresholds"]["eer"] == pytest.approx(model.threshold())
+    r = client.post("/verify", files=[*files("a", [a1]), *files("b", [a2])]).json()
+    assert r["score"] == pytest.approx(model.verify(str(a1), str(a2)).score, abs=1e-5)
