@@ -27,6 +27,7 @@ from ..progress import progress
 from . import checkpoints, hooks, parallel, records, state
 from . import data as prep
 from .data import is_classifier, load_data, model_kwargs, preprocess_of
+from .meter import EpochMeter
 from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, seed_everything
 from .train_state import TrainState
 
@@ -114,80 +115,79 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------------
 
     def train_epoch(self) -> dict:
-        cfg, dev = self.cfg, self.device
-        self.sampler.set_epoch(self.state.epoch)
+        """One epoch of steps over this epoch's P x K batches; returns its metrics row."""
+        cfg, epoch = self.cfg, self.state.epoch
+        self.sampler.set_epoch(epoch)
         batches = self.sampler.batches()
-        plan = Plan(batches, self.state.epoch, stop=self.steps_per_epoch,
+        plan = Plan(batches, epoch, stop=self.steps_per_epoch,
                     share=(cfg.per_class, self.world) if self.world.enabled else None)
-        loader = make_loader(self.train_batches, plan, workers=self.train_workers, device=dev)
+        loader = make_loader(self.train_batches, plan, workers=self.train_workers, device=self.device)
         self.model.train()
         self.loss.train()
         self._apply_freeze()
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
-        sums = {"loss": 0.0, "n": 0}
-        stat_sums: dict[str, float] = {}
-        emb_peak = None  # largest training embedding norm, kept on the device: no extra sync a step
-        t0 = time.perf_counter()
-        bar = progress(total=len(plan), desc=f"epoch {self.state.epoch + 1}/{cfg.epochs}", unit="step", bar=self.progress,
+        meter = EpochMeter()
+        bar = progress(total=len(plan), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", bar=self.progress,
                        every=None if self.world.is_main else float("inf"))
         for step, (x, y) in enumerate(loader):
-            x = self.train_batches.transform.normalize(x.to(dev, non_blocking=True))  # uint8 until here
-            x = x.contiguous(memory_format=torch.channels_last)
-            y = y.to(dev, non_blocking=True)
-            perm = None
-            if cfg.mix != "none":
-                from ..data.augment import mix_batch
-
-                x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.state.epoch, step, stream=1))
-            n_global, stats, lr = len(batches[step]), None, self.optimizer.param_groups[0]["lr"]
-            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                if self.ddp is not None:  # several processes: this rank's share of the global batch
-                    loss, lv, stats = parallel.step_loss(self, x, y, n_global)
-                else:
-                    emb = self.train_model(x)
-                    peak = emb.detach().float().norm(dim=1).max()
-                    emb_peak = peak if emb_peak is None else torch.maximum(emb_peak, peak)
-                    loss = self.loss(emb.float(), y)
-                    if perm is not None:
-                        loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
-            if self.faults is not None:
-                loss = self.faults.loss(loss, self.scheduler.last_epoch + 1)
+            lr = self.optimizer.param_groups[0]["lr"]
+            loss, lv, stats = self._forward(x, y, step, len(batches[step]), meter)
             if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {self.state.epoch + 1}, step {step + 1}")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.loss.parameters()), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            if self.faults is not None:
-                self.faults.after_step(self.scheduler.last_epoch)
+                raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+            self._update(loss)
             if stats is None:
                 lv, stats = loss.item(), self.loss.stats
-            sums["loss"] += lv * n_global
-            sums["n"] += n_global
-            for k, v in stats.items():
-                stat_sums[k] = stat_sums.get(k, 0.0) + float(v) * n_global
+            meter.add(lv, stats, len(batches[step]))
             if self.step_log is not None:
-                self.step_log.append((self.scheduler.last_epoch, self.state.epoch + 1, step + 1, lv, lr))
-            if step == 0:
-                t_after_first, n_first = time.perf_counter(), n_global
+                self.step_log.append((self.scheduler.last_epoch, epoch + 1, step + 1, lv, lr))
             if self.first_step_seconds is None:
                 self.first_step_seconds = time.perf_counter() - self.t_fit
                 self.log(f"first step done {self.first_step_seconds:.1f}s after the run started")
-            bar.set_postfix(loss=f"{lv:.3f}", img_s=f"{sums['n'] / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(loss=f"{lv:.3f}", img_s=f"{meter.rate():.0f}")
             bar.update()
         bar.close()
-        self.train_emb_peak = None if emb_peak is None else emb_peak.reshape(1)
-        seconds = time.perf_counter() - t0
-        row = {"epoch": self.state.epoch + 1, "loss": sums["loss"] / max(1, sums["n"]),
-               "lr": self.optimizer.param_groups[0]["lr"], "seconds": seconds, "images_per_s": sums["n"] / seconds}
-        if len(plan) > 1:  # without the first step's warm-up (allocator, workers starting): the steady rate
-            row["steady_images_per_s"] = (sums["n"] - n_first) / (time.perf_counter() - t_after_first)
-        row.update({f"train_{k}": v / max(1, sums["n"]) for k, v in stat_sums.items()})
-        return row
+        self.train_emb_peak = None if meter.emb_peak is None else meter.emb_peak.reshape(1)
+        return meter.row(epoch + 1, self.optimizer.param_groups[0]["lr"], len(plan))
+
+    def _forward(self, x, y, step: int, n_global: int, meter: EpochMeter):
+        """The step's loss (under autocast when --amp asks), with mixup/cutmix when --mix asks.
+        Returns (loss, its value or None, its stats or None): several processes compute both already."""
+        cfg, dev = self.cfg, self.device
+        x = self.train_batches.transform.normalize(x.to(dev, non_blocking=True))  # uint8 until here
+        x = x.contiguous(memory_format=torch.channels_last)
+        y = y.to(dev, non_blocking=True)
+        perm = None
+        if cfg.mix != "none":
+            from ..data.augment import mix_batch
+
+            x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.state.epoch, step, stream=1))
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        lv = stats = None
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            if self.ddp is not None:  # several processes: this rank's share of the global batch
+                loss, lv, stats = parallel.step_loss(self, x, y, n_global)
+            else:
+                emb = self.train_model(x)
+                meter.peak(emb)
+                loss = self.loss(emb.float(), y)
+                if perm is not None:
+                    loss = lam * loss + (1 - lam) * self.loss(emb.float(), y[perm])
+        if self.faults is not None:
+            loss = self.faults.loss(loss, self.scheduler.last_epoch + 1)
+        return loss, lv, stats
+
+    def _update(self, loss: torch.Tensor) -> None:
+        """Backward, --grad-clip, the optimiser and scheduler steps (through the fp16 GradScaler when on)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.loss.parameters()),
+                                           self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.faults is not None:
+            self.faults.after_step(self.scheduler.last_epoch)
 
     def _apply_freeze(self) -> None:
         cfg = self.cfg
