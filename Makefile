@@ -16,7 +16,7 @@ QUICK  ?=
 SEEDS  ?=
 NPROC  ?=
 
-.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-jobs bench-demo lfw-view2 clean experiments report
+.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-jobs bench-serve bench-demo lfw-view2 clean experiments report
 
 setup: $(STAMP)
 
@@ -98,6 +98,10 @@ bench-ddp: $(STAMP)
 # ARGS="--only model_se_resnet18,model_mobilefacenet --set epochs=2 --set max_steps=30" (~10 min).
 bench-jobs: $(STAMP)
 	$(PY) scripts/bench_jobs.py $(ARGS)
+
+# facerec serve under load on loopback (a few minutes): `make bench-serve MODEL_FILE=runs/<run>/best.pt`
+bench-serve: $(STAMP)
+	$(PY) scripts/bench_serve.py --model $(MODEL_FILE) $(ARGS)
 
 # `make demo` over seeds 42, 123, 456 (~30 min on 2 cores): the figure README quotes, beside it.
 bench-demo: $(STAMP)
