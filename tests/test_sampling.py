@@ -119,7 +119,7 @@ def test_works_as_a_batch_sampler():
 def test_errors():
     labels = np.repeat([0, 1, 2], [2, 3, 30])
     for kw in ({"per_class": 0}, {"min_images": "skip"}, {"max_img_per_cls": 1, "per_class": 2},
-               {"oversample_to": 20, "max_img_per_cls": 10}, {"rank": 2, "world_size": 2}):
+               {"oversample_to": 20, "max_img_per_cls": 10}, {"fill": "even"}):
         args = {"per_class": 1, "classes_per_batch": 3, **kw}
         with pytest.raises(FacerecError):
             PKSampler(labels, **args)
