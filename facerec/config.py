@@ -235,7 +235,7 @@ def resume_config(overrides: dict) -> TrainConfig:
     stored = checkpoint.load(ckpt_path).get("config")
     if not isinstance(stored, dict):
         raise FacerecError(f"{ckpt_path}: checkpoint has no config; not a facerec training checkpoint")
-    changed = sorted(k for k in overrides if k not in RESUME_OVERRIDES and overrides[k] != stored.get(k))
+    changed = recipe_changes(stored, {**stored, **overrides}, ignore=RESUME_OVERRIDES)
     if changed:
         raise FacerecError(f"--resume continues the stored config; these flags would change it: {', '.join(changed)} "
                            f"(allowed: {', '.join(sorted(RESUME_OVERRIDES))})")

@@ -103,3 +103,15 @@ def test_one_list_of_run_only_keys_decides_what_is_the_same_recipe():
     assert RUN_ONLY_KEYS <= RESUME_OVERRIDES and RUN_ONLY_KEYS <= NOT_THE_EXPERIMENT
     assert {"cache", "cache_budget_mb"} <= NOT_THE_EXPERIMENT
     assert set(RUN_ONLY_KEYS) <= set(TrainConfig().to_dict())
+
+
+def test_resume_takes_run_only_keys_and_a_longer_schedule_and_refuses_a_new_recipe(tmp_path):
+    from facerec import checkpoint
+    from facerec.config import TrainConfig, resume_config
+
+    stored = TrainConfig(epochs=5, lr=0.01, per_class=2, workers=4)
+    checkpoint.save(tmp_path / "last.pt", {"config": stored.to_dict()})
+    cfg = resume_config({"resume": str(tmp_path), "epochs": 8, "workers": 1, "device": "cpu", "lr": 0.01})
+    assert (cfg.epochs, cfg.workers, cfg.device, cfg.lr, cfg.per_class) == (8, 1, "cpu", 0.01, 2)
+    with pytest.raises(FacerecError, match=r"these flags would change it: lr, per_class \(allowed: cache, "):
+        resume_config({"resume": str(tmp_path), "lr": 0.1, "per_class": 3, "epochs": 8})
