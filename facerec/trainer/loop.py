@@ -108,6 +108,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model, self.loss)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)  # None: full precision
         self.state = TrainState()
         self.step_log, self.ddp = None, None
         self.faults = hooks.current()  # tests only: None in normal use
@@ -160,9 +161,8 @@ class Trainer:
             from ..data.augment import mix_batch
 
             x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.state.epoch, step, stream=1))
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         lv = stats = None
-        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             if self.ddp is not None:  # several processes: this rank's share of the global batch
                 loss, lv, stats = parallel.step_loss(self, x, y, n_global)
             else:
