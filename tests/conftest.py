@@ -11,6 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Decoded-image stores go to a per-session folder, not the user's ~/.cache.
 os.environ.setdefault("FACEREC_CACHE", tempfile.mkdtemp(prefix="facerec-cache-"))
+# A relative root is pinned now: tests that change directory must still find the data.
+if os.environ.get("FACEREC_DATA"):
+    os.environ["FACEREC_DATA"] = str(Path(os.environ["FACEREC_DATA"]).resolve())
 
 
 def _find(sub: str) -> Path | None:
