@@ -17,9 +17,10 @@ def load(path, device="auto", **kwargs):
     return _load(path, device, **kwargs)
 
 
-def train(cfg=None, *, progress: bool = False, **overrides) -> dict:
+def train(cfg=None, *, progress: bool = False, callbacks=(), **overrides) -> dict:
     """Run training from a `TrainConfig` (or keyword overrides of the defaults) with the same checks
-    as `facerec train`; returns the run's summary (summary.json's content)."""
+    as `facerec train`; returns the run's summary (summary.json's content). `callbacks`:
+    `facerec.trainer.Callback` objects called around steps and epochs."""
     from .config import TrainConfig
     from .config import load as load_config
     from .trainer.run import run
@@ -30,7 +31,7 @@ def train(cfg=None, *, progress: bool = False, **overrides) -> dict:
         raise TypeError("pass a TrainConfig or keyword overrides, not both")
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"expected a facerec.TrainConfig, got {type(cfg).__name__}")
-    return run(cfg, progress=progress)
+    return run(cfg, progress=progress, callbacks=callbacks)
 
 
 def __getattr__(name):  # the heavy classes load on first use: `import facerec` stays instant

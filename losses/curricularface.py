@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from facerec.errors import FacerecError
 
-from .margin import NormalizedClassifierLoss
+from .margin import AngularMargin, NormalizedClassifierLoss
 from .registry import register_loss
 
 
@@ -36,18 +36,17 @@ class CurricularFace(NormalizedClassifierLoss):
         _check("scale", scale, lambda v: v > 0, "a number > 0")
         _check("margin", margin, lambda v: 0 <= v < math.pi / 2, "an angle in radians in [0, pi/2)")
         super().__init__(embedding_dim, num_classes, scale, margin)
-        self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
-        self.th = math.cos(math.pi - margin)
-        self.mm = math.sin(math.pi - margin) * margin
+        self.angular = AngularMargin(margin)  # the true class's target is ArcFace's
         self.register_buffer("t", torch.zeros(()))
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
             cos = self.cosine(embeddings)
             cos_y = cos.gather(1, labels[:, None])
-            sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp(min=1e-7))  # clamped: finite gradient at cos = +-1
-            cos_ym = cos_y * self.cos_m - sin_y * self.sin_m  # cos(theta_y + m)
-            target = torch.where(cos_y > self.th, cos_ym, cos_y - self.mm)
+            a = self.angular
+            sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp(min=1e-7))
+            cos_ym = cos_y * a.cos_m - sin_y * a.sin_m  # cos(theta_y + m), before the fallback
+            target = a(cos_y)
             if self.training:
                 with torch.no_grad():
                     self.t.copy_(cos_y.mean() * self.momentum + (1 - self.momentum) * self.t)

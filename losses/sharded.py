@@ -28,25 +28,37 @@ from .margin import NormalizedClassifierLoss
 
 
 class ShardedClassifier(FaceLoss):
-    def __init__(self, inner: NormalizedClassifierLoss, lo: int, hi: int, world_size: int):
+    """This rank's rows [lo*k, hi*k) of a (num_classes * k, dim) classifier; `margin` bends the
+    true-class cosine (a callable of that cosine alone, as Partial FC takes its margin loss)."""
+
+    def __init__(self, margin, *, scale: float, weight: torch.Tensor, num_classes: int, lo: int, hi: int,
+                 world_size: int, subcenters: int = 1, min_per_class: int = 1):
         super().__init__()
-        # Only a loss whose margin is all in bend(cos_y) can be split by class: AdaFace, MagFace and
-        # CurricularFace also read the feature norm or the other classes' cosines.
-        if not isinstance(inner, NormalizedClassifierLoss) or type(inner).forward is not NormalizedClassifierLoss.forward:
-            raise FacerecError(f"--sharded-classifier needs a margin classifier (arcface, cosface, subcenter "
-                               f"arcface), not {type(inner).__name__}")
-        self.inner, self.lo, self.hi, self.world_size = inner, lo, hi, world_size
-        self.num_classes = inner.num_classes
-        self.min_per_class = inner.min_per_class
-        k = inner.subcenters
-        self.weight = nn.Parameter(inner.weight.detach()[lo * k : hi * k].clone())
+        if weight.shape[0] != (hi - lo) * subcenters:
+            raise FacerecError(f"sharded classifier: {weight.shape[0]} rows for classes [{lo}, {hi}) x {subcenters}")
+        self.margin, self.scale, self.subcenters = margin, float(scale), int(subcenters)
+        self.num_classes, self.min_per_class = num_classes, min_per_class
+        self.lo, self.hi, self.world_size = lo, hi, world_size
+        self.weight = nn.Parameter(weight.detach().clone())
         self.weight.register_hook(lambda g: g / self.world_size)
-        del inner.weight  # the full matrix is not kept: only this rank's rows
+
+    @classmethod
+    def split(cls, loss: FaceLoss, lo: int, hi: int, world_size: int) -> ShardedClassifier:
+        """Rank's share of a whole margin classifier (its rows are copied, its margin handed over)."""
+        # Only a loss whose margin is all in margin_fn(cos_y) can be split by class: AdaFace, MagFace
+        # and CurricularFace also read the feature norm or the other classes' cosines.
+        if (not isinstance(loss, NormalizedClassifierLoss) or loss.margin_fn is None
+                or type(loss).forward is not NormalizedClassifierLoss.forward):
+            raise FacerecError(f"--sharded-classifier needs a margin classifier (arcface, cosface, subcenter "
+                               f"arcface), not {type(loss).__name__}")
+        k = loss.subcenters
+        return cls(loss.margin_fn, scale=loss.scale, weight=loss.weight[lo * k : hi * k], num_classes=loss.num_classes,
+                   lo=lo, hi=hi, world_size=world_size, subcenters=k, min_per_class=loss.min_per_class)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         from facerec.distributed import all_reduce_with_grad as all_reduce
 
-        inner, k = self.inner, self.inner.subcenters
+        k = self.subcenters
         with torch.autocast(embeddings.device.type, enabled=False):
             cos = F.linear(F.normalize(embeddings.float(), dim=1), F.normalize(self.weight.float(), dim=1))
             if k > 1:
@@ -56,7 +68,7 @@ class ShardedClassifier(FaceLoss):
             local_y = (labels - self.lo).clamp(0, self.hi - self.lo - 1)
             cos_y = cos.gather(1, local_y[:, None])
             true = F.one_hot(local_y, self.hi - self.lo).bool() & mine[:, None]
-            logits = torch.where(true, inner.bend(cos_y), cos) * inner.scale
+            logits = torch.where(true, self.margin(cos_y), cos) * self.scale
             top = logits.detach().amax(1)
             if dist.is_initialized():
                 dist.all_reduce(top, op=dist.ReduceOp.MAX)
@@ -79,4 +91,4 @@ class ShardedClassifier(FaceLoss):
         """Every rank's centres, in class order (a collective: all ranks call it)."""
         from facerec.distributed import gather_rows
 
-        return gather_rows(self.weight.detach(), [c * self.inner.subcenters for c in counts])
+        return gather_rows(self.weight.detach(), [c * self.subcenters for c in counts])

@@ -108,7 +108,7 @@ def _sharded(rank, n, out):
     emb, labels = torch.randn(12, 8), torch.randint(0, 7, (12,))
     full = ArcFace(8, 7, scale=16.0, margin=0.3)
     lo, hi = D.split_range(7, D.World(rank, n))
-    loss_fn = ShardedClassifier(full, lo, hi, n)
+    loss_fn = ShardedClassifier.split(full, lo, hi, n)
     mine = emb[rank * 6 : (rank + 1) * 6].clone().requires_grad_()
     loss = loss_fn(D.gather_with_grad(mine, [6, 6]), D.gather_rows(labels[rank * 6 : (rank + 1) * 6], [6, 6]))
     loss.backward()

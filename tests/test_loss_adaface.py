@@ -176,7 +176,7 @@ def test_registry_describe_and_no_sharding():
         losses.create("adaface", embedding_dim=4, num_classes=3, m=0.4)
     assert (loss.min_per_class, loss.num_classes) == (1, 3)
     with pytest.raises(FacerecError, match="--sharded-classifier needs a margin classifier"):
-        ShardedClassifier(loss, 0, 2, 2)  # the margin reads the whole batch's norms: not split by class
+        ShardedClassifier.split(loss, 0, 2, 2)  # the margin reads the whole batch's norms: not split by class
     combo = losses.create("adaface+triplet", embedding_dim=4, num_classes=3, **{"adaface.h": 0.5})
     assert combo.parts["adaface"].h == 0.5
 

@@ -143,7 +143,7 @@ def test_registry_describe_and_no_sharding():
     with pytest.raises(FacerecError, match=r"does not accept 't'"):
         losses.create("curricularface", embedding_dim=4, num_classes=3, t=0.1)
     with pytest.raises(FacerecError, match="--sharded-classifier needs a margin classifier"):
-        ShardedClassifier(loss, 0, 2, 2)  # hard negatives need every class's cosine
+        ShardedClassifier.split(loss, 0, 2, 2)  # hard negatives need every class's cosine
 
 
 def test_trains_on_orl(orl):

@@ -145,7 +145,7 @@ def test_registry_describe_and_no_sharding():
     with pytest.raises(FacerecError, match=r"does not accept 'margin'.*accepted: .*l_m, u_m, lambda_g"):
         losses.create("magface", embedding_dim=4, num_classes=3, margin=0.5)
     with pytest.raises(FacerecError, match="--sharded-classifier needs a margin classifier"):
-        ShardedClassifier(loss, 0, 2, 2)  # the margin reads the feature norm
+        ShardedClassifier.split(loss, 0, 2, 2)  # the margin reads the feature norm
 
 
 def test_trains_on_orl(orl):

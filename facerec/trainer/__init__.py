@@ -2,6 +2,7 @@
 their own modules. The names below are the package's public surface."""
 
 from ..rundir import RUN_PRODUCTS
+from .callbacks import Callback
 from .data import Data, default_lfw_lists, is_classifier, largest_identities, load_data, model_kwargs, preprocess_of
 from .eval_only import evaluate_only
 from .loop import Trainer
@@ -11,6 +12,7 @@ from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, run_name, 
 __all__ = [
            "RESUME_ONLY",
            "RUN_PRODUCTS",
+           "Callback",
            "Data",
            "Diverged",
            "Interrupted",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..errors import DataError, FacerecError, WriteError
-from . import parallel, state
+from . import state
 from .data import model_kwargs
-from .state import set_rng_state
+from .state import RESUME_ONLY, set_rng_state
 
 
 def load_weights(t) -> None:
@@ -41,11 +41,11 @@ def resume(t) -> None:
     if ckpt.get("format") != checkpoint.FORMAT or "optimizer" not in ckpt:
         raise FacerecError(f"{path}: not a facerec training checkpoint (use --initial-model for weights only)")
     checkpoint.load_model_weights(t.model, ckpt["model"]["state_dict"], str(path))
-    parallel.load_loss_state(t, ckpt["loss"]["state_dict"], str(path))
-    parallel.load_optimizer_state(t, ckpt["optimizer"])
+    t.strategy.load_loss_state(t.loss, ckpt["loss"]["state_dict"], str(path))
+    t.strategy.load_optimizer_state(t.optimizer, t.loss, ckpt["optimizer"])
     ranks = int(ckpt.get("world_size", 1))
-    if ranks != t.world.size:
-        t.note(f"{path} was written by {ranks} process(es), this run has {t.world.size}: the global "
+    if ranks != t.strategy.size:
+        t.note(f"{path} was written by {ranks} process(es), this run has {t.strategy.size}: the global "
                  "batches are the same, so it continues the same run (up to float rounding)")
     t.scheduler.load_state_dict(ckpt["scheduler"])
     t.scaler.load_state_dict(ckpt["scaler"])
@@ -60,12 +60,12 @@ def payload(t) -> dict:
     return {
         "model": {"name": t.cfg.model, "kwargs": model_kwargs(t.cfg), "state_dict": t.model.state_dict()},
         "loss": {"name": t.cfg.loss, "kwargs": dict(t.cfg.loss_options),
-                 "state_dict": parallel.full_loss_state(t)},
+                 "state_dict": t.strategy.loss_state(t.loss)},
         "preprocess": t.pre.to_dict(),
         "config": t.cfg.to_dict(),
         "classes": list(t.data.train.classes),
-        "optimizer": parallel.full_optimizer_state(t),
-        "world_size": t.world.size,
+        "optimizer": t.strategy.optimizer_state(t.optimizer, t.loss),
+        "world_size": t.strategy.size,
         "scheduler": t.scheduler.state_dict(),
         "scaler": t.scaler.state_dict(),
         "rng": state.rng_state(),
@@ -75,16 +75,47 @@ def payload(t) -> dict:
 
 
 def save(t, name: str, payload: dict) -> None:
-    if not t.world.is_main:
+    if not t.strategy.is_main:
         return
     checkpoint.save(t.run_dir / name, payload)  # a failed write raises WriteError; the previous file is intact
+
+
+def save_epoch(t) -> None:
+    """best.pt (when this epoch is the best) and its scores, then last.pt; a stop signal waits for both.
+    best.pt goes first: when a write fails (full disk), last.pt still holds the epoch before, so
+    --resume redoes this one, best.pt and its scores included."""
+    from . import records
+
+    st = t.state
+    with state.finish_writing():
+        data = payload(t)
+        if st.best["epoch"] == st.epoch:
+            # Weights, preprocessing and config only: best.pt is for eval and fine-tuning, last.pt resumes.
+            save(t, "best.pt", {**{k: v for k, v in data.items() if k not in RESUME_ONLY},
+                                **records.deployment(st.best.get("metrics"), t.last_scores, t.data.val)})
+            st.saved_best = st.epoch
+            if t.last_scores is not None and t.strategy.is_main:
+                records.write_scores(t, t.last_scores)
+        save(t, "last.pt", data)
+        st.saved_epoch = st.epoch
+
+
+def what_is_saved(t) -> str:
+    """The stop message's account of the files on disk, from what was really written."""
+    st = t.state
+    if not st.saved_epoch:
+        return "Nothing was saved (no epoch finished cleanly): start again"
+    text = f"The last good checkpoint is {t.run_dir / 'last.pt'} (epoch {st.saved_epoch})"
+    if st.saved_best:
+        text += f"; best.pt holds epoch {st.saved_best}"
+    return text
 
 
 def write_failed(t, exc: WriteError) -> DataError:
     """A file of the run could not be written: the error, then what survives and how to go on."""
     run, st = getattr(t, "run_dir", None), getattr(t, "state", None)
     if st is not None and st.saved_epoch and run is not None:
-        return DataError(f"{exc}. {t._what_is_saved()}: {exc.hint}, then `facerec train --resume {run}`")
+        return DataError(f"{exc}. {what_is_saved(t)}: {exc.hint}, then `facerec train --resume {run}`")
     best = st.saved_best if st is not None else 0
     kept = f" (best.pt holds epoch {best})" if best else ""
     return DataError(f"{exc}. No epoch was saved to resume from{kept}: {exc.hint}, then start again")

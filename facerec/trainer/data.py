@@ -106,6 +106,23 @@ def is_classifier(loss) -> bool:
     return all(getattr(p, "num_classes", None) is not None for p in parts)
 
 
+def check_loss(cfg, kwargs: dict):
+    """The loss built on a 2-class probe: its options, K and mixing checked before any data is read."""
+    from facerec import losses
+
+    probe = losses.create(cfg.loss, **kwargs)
+    if cfg.per_class is None:
+        cfg.per_class = max(1, probe.min_per_class)
+    losses.check_per_class(probe, cfg.per_class)
+    if cfg.batch_classes < 2 and not is_classifier(probe):
+        raise FacerecError(f"batch_classes (P) is {cfg.batch_classes}: every batch would hold one identity, and "
+                           f"{cfg.loss} learns by comparing identities within a batch; use P >= 2")
+    if cfg.mix != "none" and not is_classifier(probe):
+        raise FacerecError(f"mix={cfg.mix} needs a classifier loss (softmax, arcface, cosface, ...): a mixed image "
+                           f"has no identity for {cfg.loss} to compare")
+    return probe
+
+
 def faces(t, what: str, root, paths, stats):
     """Decoded store or image files, by --cache; and the DataLoader workers that suit it."""
     cfg = t.cfg

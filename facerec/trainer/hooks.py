@@ -17,19 +17,22 @@ from dataclasses import dataclass
 
 import torch
 
+from .callbacks import Callback
+
 PREFIX = "FACEREC_FAULT_"
 
 
 @dataclass(frozen=True)
-class Faults:
+class Faults(Callback):
     nan_at_step: int | None = None
     kill_after_step: int | None = None
     signal_after_step: tuple[int, int] | None = None  # (step, signal number)
 
-    def loss(self, loss: torch.Tensor, global_step: int) -> torch.Tensor:
-        return loss * float("nan") if global_step == self.nan_at_step else loss
+    def on_loss(self, t, loss: torch.Tensor) -> torch.Tensor:
+        return loss * float("nan") if t.scheduler.last_epoch + 1 == self.nan_at_step else loss
 
-    def after_step(self, global_step: int) -> None:
+    def on_step_end(self, t) -> None:
+        global_step = t.scheduler.last_epoch
         if global_step == self.kill_after_step:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.signal_after_step and global_step == self.signal_after_step[0]:

@@ -172,3 +172,12 @@ def peak_memory_mb(dev: torch.device) -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def plots_so_far(t) -> None:
+    """A stopped run's folder still shows the curves and ROC of the epochs it finished."""
+    if t.strategy.is_main and t.state.history:
+        try:
+            plots(t)
+        except Exception as exc:  # the stop message matters more than a figure
+            LOG.debug("no plots for the stopped run: %s", exc)

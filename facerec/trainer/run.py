@@ -5,12 +5,15 @@ from __future__ import annotations
 from .. import config as config_mod
 
 
-def run(cfg: config_mod.TrainConfig, *, progress: bool = False) -> dict:
+def run(cfg: config_mod.TrainConfig, *, progress: bool = False, callbacks=()) -> dict:
     """Train (or cross-validate, or only evaluate, as the config says) after the CLI's checks:
-    every key's type and range (the budget, data and leakage checks run before the first step)."""
+    every key's type and range (the budget, data and leakage checks run before the first step).
+    `callbacks` (trainer.Callback) join a training run's own."""
     if not isinstance(cfg, config_mod.TrainConfig):
         raise TypeError(f"expected a facerec.TrainConfig, got {type(cfg).__name__}")
     cfg = config_mod.load([], cfg.to_dict())  # a config built by hand gets the CLI's coercion and validation
+    if callbacks and (cfg.eval_only or cfg.folds):
+        raise TypeError("callbacks apply to one training run, not to --eval-only or --folds")
     if cfg.eval_only:
         from .eval_only import evaluate_only
 
@@ -21,4 +24,4 @@ def run(cfg: config_mod.TrainConfig, *, progress: bool = False) -> dict:
         return {"exit_code": cross_validate(cfg, progress=progress)}
     from .loop import Trainer
 
-    return Trainer(cfg, progress=progress).fit()
+    return Trainer(cfg, progress=progress, callbacks=callbacks).fit()

@@ -178,6 +178,16 @@ class Interrupted(FacerecError):
 _writing = {"depth": 0, "pending": False}
 
 
+def interrupted(t) -> Interrupted:
+    """Ctrl-C's message: which epochs are saved and the command that continues the run."""
+    done = t.state.saved_epoch
+    where = f"after epoch {done}" if done >= t.current_epoch else f"in epoch {t.current_epoch}"
+    return Interrupted(f"interrupted {where}; " + (
+        f"{f'epochs 1-{done} are' if done > 1 else 'epoch 1 is'} saved: "
+        f"`facerec train --resume {t.run_dir}` continues exactly"
+        if done else "no epoch had finished, so there is nothing to resume: start it again"))
+
+
 @contextlib.contextmanager
 def finish_writing():
     """A stop signal that arrives during these writes waits until they end, so the stop message can
