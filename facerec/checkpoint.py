@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DataError
-from .fileio import atomic_path, binary_writer
+from facerec.errors import DataError
+from facerec.util.fileio import atomic_path, binary_writer
 
 FORMAT = "facerec-checkpoint"
 VERSION = 1

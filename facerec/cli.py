@@ -11,7 +11,7 @@ import importlib
 import sys
 import traceback
 
-from .errors import FacerecError
+from facerec.errors import FacerecError
 
 COMMANDS = [
     "data",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 
 from facerec.errors import FacerecError
-from facerec.registry import Registry
+from facerec.util.registry import Registry
 
 LOSSES = Registry("loss")
 register_loss = LOSSES.register

@@ -56,7 +56,7 @@ class ShardedClassifier(FaceLoss):
                    lo=lo, hi=hi, world_size=world_size, subcenters=k, min_per_class=loss.min_per_class)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        from facerec.distributed import all_reduce_with_grad as all_reduce
+        from facerec.trainer.distributed import all_reduce_with_grad as all_reduce
 
         k = self.subcenters
         with torch.autocast(embeddings.device.type, enabled=False):
@@ -89,6 +89,6 @@ class ShardedClassifier(FaceLoss):
 
     def full_weight(self, counts: list[int]) -> torch.Tensor:
         """Every rank's centres, in class order (a collective: all ranks call it)."""
-        from facerec.distributed import gather_rows
+        from facerec.trainer.distributed import gather_rows
 
         return gather_rows(self.weight.detach(), [c * self.subcenters for c in counts])

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 
-class FaceModel(nn.Module):
+class EmbeddingNet(nn.Module):
     """trunk: image -> feature vector (counts against the budget).
     head: feature vector -> embedding (final FC/projection with its BN/dropout)."""
 
@@ -33,3 +33,13 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.fc(self.dropout(x)))
+
+
+def __getattr__(name):
+    # The old name of EmbeddingNet; `facerec.FaceModel` is the trained model `facerec.load` returns.
+    if name == "FaceModel":
+        import warnings
+
+        warnings.warn("facerec.models.base.FaceModel is now EmbeddingNet", DeprecationWarning, stacklevel=2)
+        return EmbeddingNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
 
-from .base import EmbeddingHead, FaceModel
+from .base import EmbeddingHead, EmbeddingNet
 from .mobilenetv2 import PooledFeatures
 from .registry import register_model
 from .resnet import uses_imagenet_stem
@@ -24,5 +24,5 @@ def efficientnet_b0(*, embedding_dim=512, input_size=112, width_mult=1.0, depth_
     if not uses_imagenet_stem(stem, input_size):
         net.features[0][0].stride = (1, 1)
     out = net.classifier[1].in_features
-    return FaceModel(PooledFeatures(net.features, out), EmbeddingHead(out, embedding_dim, dropout=dropout),
+    return EmbeddingNet(PooledFeatures(net.features, out), EmbeddingHead(out, embedding_dim, dropout=dropout),
                      name="efficientnet_b0", embedding_dim=embedding_dim, input_size=input_size)

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .base import FaceModel
+from .base import EmbeddingNet
 from .registry import register_model
 from .resnet import scaled, uses_imagenet_stem
 
@@ -83,4 +83,4 @@ def iresnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", drop
     trunk = IResNetTrunk([2, 2, 2, 2], width=width, stem_stride=stride)
     spatial = math.ceil(input_size / stride / 16)  # 3x3 convs with padding 1 halve rounding up
     head = ArcFaceHead(trunk.out_channels, spatial, embedding_dim, dropout)
-    return FaceModel(trunk, head, name="iresnet18", embedding_dim=embedding_dim, input_size=input_size)
+    return EmbeddingNet(trunk, head, name="iresnet18", embedding_dim=embedding_dim, input_size=input_size)

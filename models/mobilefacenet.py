@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from .base import FaceModel
+from .base import EmbeddingNet
 from .registry import register_model
 
 
@@ -66,4 +66,4 @@ def mobilefacenet(*, embedding_dim=512, input_size=112):
         nn.Flatten(1),
     )
     head = LinearBNHead(512, embedding_dim)
-    return FaceModel(trunk, head, name="mobilefacenet", embedding_dim=embedding_dim, input_size=input_size)
+    return EmbeddingNet(trunk, head, name="mobilefacenet", embedding_dim=embedding_dim, input_size=input_size)

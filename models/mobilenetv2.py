@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torchvision.models import MobileNetV2
 
-from .base import EmbeddingHead, FaceModel
+from .base import EmbeddingHead, EmbeddingNet
 from .registry import register_model
 from .resnet import uses_imagenet_stem
 
@@ -32,5 +32,5 @@ def mobilenetv2(*, embedding_dim=512, input_size=112, width_mult=1.0, stem="auto
     if not uses_imagenet_stem(stem, input_size):
         net.features[0][0].stride = (1, 1)
     trunk = PooledFeatures(net.features, net.last_channel)
-    return FaceModel(trunk, EmbeddingHead(net.last_channel, embedding_dim, dropout=dropout), name="mobilenetv2",
+    return EmbeddingNet(trunk, EmbeddingHead(net.last_channel, embedding_dim, dropout=dropout), name="mobilenetv2",
                      embedding_dim=embedding_dim, input_size=input_size)

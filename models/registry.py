@@ -1,13 +1,13 @@
 """Backbone registry: the table of contents of every model family.
 
-`create(name, embedding_dim=512, input_size=112, **kw)` builds a `FaceModel`;
+`create(name, embedding_dim=512, input_size=112, **kw)` builds a `EmbeddingNet`;
 unknown names and unknown keywords are refused with the valid choices listed.
 Nothing here ever downloads or loads pretrained weights.
 """
 
 from __future__ import annotations
 
-from facerec.registry import Registry
+from facerec.util.registry import Registry
 
 MODELS = Registry("model")
 register_model = MODELS.register

@@ -20,7 +20,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from facerec.errors import FacerecError
 
-from .base import EmbeddingHead, FaceModel
+from .base import EmbeddingHead, EmbeddingNet
 from .registry import register_model
 
 
@@ -98,12 +98,12 @@ class ResNetTrunk(nn.Module):
 
 
 def build_resnet(name, block, layers, *, embedding_dim, input_size, width=1.0, stem="auto", dropout=0.0,
-                 head_bn=False, attention=None) -> FaceModel:
+                 head_bn=False, attention=None) -> EmbeddingNet:
     if width <= 0:
         raise FacerecError(f"width must be > 0, got {width}")
     trunk = ResNetTrunk(block, layers, width=width, maxpool=uses_imagenet_stem(stem, input_size), attention=attention)
     head = EmbeddingHead(trunk.out_features, embedding_dim, dropout=dropout, bn=head_bn)
-    return FaceModel(trunk, head, name=name, embedding_dim=embedding_dim, input_size=input_size)
+    return EmbeddingNet(trunk, head, name=name, embedding_dim=embedding_dim, input_size=input_size)
 
 
 @register_model()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import FaceModel
+from .base import EmbeddingNet
 from .registry import register_model
 
 
@@ -47,4 +47,4 @@ def tinyvit_11m(*, embedding_dim=512, input_size=112, drop_path_rate=0.0):
                             drop_path_rate=drop_path_rate)
     head = MapHead(net.head)
     net.head = nn.Identity()
-    return FaceModel(TimmTrunk(net), head, name="tinyvit_11m", embedding_dim=embedding_dim, input_size=input_size)
+    return EmbeddingNet(TimmTrunk(net), head, name="tinyvit_11m", embedding_dim=embedding_dim, input_size=input_size)

@@ -45,8 +45,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats (median)")
     ap.add_argument("--no-record", action="store_true", help="print only; do not append to docs/benchmarks.md")
     args = ap.parse_args()
-    from facerec import dataroot
     from facerec.data import lfw
+    from facerec.data import root as dataroot
 
     images = lfw.find(dataroot.resolve(args.data_root, dataroot.LFW_DIRS)).images
     paths = [str(images / n / f) for n in sorted(os.listdir(images))[:1000] for f in sorted(os.listdir(images / n))]

@@ -18,12 +18,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from benchlog import append, median_seconds  # noqa: E402
 
 from facerec import models  # noqa: E402
-from facerec.api import FaceModel, load, load_onnx  # noqa: E402
 from facerec.data import lfw  # noqa: E402
+from facerec.data.root import resolve  # noqa: E402
 from facerec.data.transforms import Preprocess  # noqa: E402
-from facerec.dataroot import resolve  # noqa: E402
-from facerec.export import export  # noqa: E402
-from facerec.images import folder_images  # noqa: E402
+from facerec.inference.export import export  # noqa: E402
+from facerec.inference.facemodel import FaceModel, load, load_onnx  # noqa: E402
+from facerec.inference.images import folder_images  # noqa: E402
 
 
 def main() -> None:

@@ -17,15 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlog import append
 
-from facerec import (
-    dataroot,
-    models,
-)
-from facerec import device as devices
+from facerec import models
 from facerec.data import lfw
+from facerec.data import root as dataroot
 from facerec.data.lists import read_pairs
 from facerec.data.transforms import Preprocess
-from facerec.evaluate import score_pairs
+from facerec.evaluation.scoring import score_pairs
+from facerec.util import device as devices
 
 
 def main(argv=None) -> int:

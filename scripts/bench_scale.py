@@ -36,7 +36,7 @@ IDENTITIES = COURSE_IDENTITIES
 
 
 def lfw_root(data_root: str | None) -> Path:
-    from facerec import dataroot
+    from facerec.data import root as dataroot
 
     return Path(dataroot.resolve(data_root, dataroot.LFW_DIRS))
 

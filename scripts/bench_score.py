@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchlog import append  # noqa: E402
 
-from facerec import metrics  # noqa: E402
-from facerec.scores import read_scores, write_scores  # noqa: E402
+from facerec.evaluation import metrics  # noqa: E402
+from facerec.evaluation.scores import read_scores, write_scores  # noqa: E402
 
 
 def synthetic(n: int, folds: int, seed: int):

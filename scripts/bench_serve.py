@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import benchlog  # noqa: E402
 
 import facerec  # noqa: E402
-from facerec.dataroot import resolve  # noqa: E402
+from facerec.data.root import resolve  # noqa: E402
 
 
 def lfw_people(n: int) -> dict[str, list[Path]]:

@@ -49,7 +49,7 @@ def main() -> None:
         os.environ["FACEREC_CACHE"] = str(Path(tmp) / "cache2")
         from facerec import config
         from facerec.data import cache as store_cache
-        from facerec.trainer.data import load_data, preprocess_of
+        from facerec.trainer.prepare import load_data, preprocess_of
 
         cfg = config.load([args.preset], {"check_leakage": False})
         train = load_data(cfg).train

@@ -11,8 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from facerec import config, dataroot
+from facerec import config
 from facerec.data import lfw
+from facerec.data import root as dataroot
 from facerec.trainer import Trainer
 
 

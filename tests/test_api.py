@@ -19,7 +19,7 @@ import facerec
 from facerec.cli import main
 from facerec.data.lists import read_pairs
 from facerec.errors import DataError, FacerecError
-from facerec.scores import read_scores
+from facerec.evaluation.scores import read_scores
 from tests.test_metrics import face_trainer_eer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ class Interrupting:
 
 
 def test_embed_cli_writes_npz_and_resumes(run, model, orl_dir, tmp_path, capsys):
-    from facerec.embed_job import embed_to_file
+    from facerec.inference.embed_job import embed_to_file
 
     out = tmp_path / "orl.npz"
     assert main(["embed", str(orl_dir), "--checkpoint", str(run["ckpt"]), "--output", str(out), "--chunk", "64",
@@ -196,9 +196,9 @@ def test_onnx_export_matches_pytorch_on_real_faces(name, size, orl_dir, tmp_path
     import torch
 
     from facerec import models
-    from facerec.api import FaceModel, load_onnx
     from facerec.data.transforms import Preprocess
-    from facerec.export import export
+    from facerec.inference.export import export
+    from facerec.inference.facemodel import FaceModel, load_onnx
 
     torch.manual_seed(0)
     m = FaceModel(models.create(name, input_size=size).eval(), Preprocess(input_size=size), info={"model": name},

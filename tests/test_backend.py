@@ -1,4 +1,4 @@
-"""Verification back-ends (facerec.backend): LDA/WCCN whitening and two-covariance PLDA against
+"""Verification back-ends (facerec.evaluation.backend): LDA/WCCN whitening and two-covariance PLDA against
 independent computations (scikit-learn's LDA, a known generating model, scipy's Gaussian densities),
 storage in weights_only checkpoints, and on real faces (ORL) through facerec.load and the CLI."""
 
@@ -13,9 +13,9 @@ import torch
 from scipy import linalg, stats
 
 import facerec
-from facerec.backend import KINDS, backend_scores, fit_backend, from_state, to_checkpoint, to_json
 from facerec.cli import main
 from facerec.errors import DataError, FacerecError
+from facerec.evaluation.backend import KINDS, backend_scores, fit_backend, from_state, to_checkpoint, to_json
 from tests.test_metrics import face_trainer_eer
 
 
@@ -165,9 +165,9 @@ def orl(orl_dir, tmp_path_factory):
     """A random-init resnet18 (32 px, 128-d) as a facerec checkpoint, ORL's s1-s20 as the back-end's
     training people and every pair of s21-s40's images as validation pairs."""
     from facerec import checkpoint, models
-    from facerec.api import FaceModel
     from facerec.data.lists import write_pairs, write_train_list
     from facerec.data.transforms import Preprocess
+    from facerec.inference.facemodel import FaceModel
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -200,7 +200,7 @@ def orl(orl_dir, tmp_path_factory):
 
 
 def test_on_orl_plda_is_no_worse_than_cosine_on_unseen_people(orl):
-    from facerec.metrics import eer
+    from facerec.evaluation.metrics import eer
 
     e, ident, tr = orl["emb"], orl["ident"], orl["train"]
     held_out = {k: eer(backend_scores(e[tr], ident[tr], e, orl["i1"], orl["i2"], k), orl["y"])[0] for k in KINDS}
@@ -261,7 +261,7 @@ def test_backend_fit_cli_recalibrates_and_facerec_load_uses_it(orl, tmp_path, ca
     got = capsys.readouterr()
     r = json.loads(got.out)
     assert r["threshold"] is None and r["unknown"] == 0 and "plda back-end scores" in got.err
-    from facerec.export import metadata
+    from facerec.inference.export import metadata
 
     carried = from_state(json.loads(json.dumps(metadata(m)))["backend"])  # what an ONNX export holds
     np.testing.assert_allclose(carried.score(e[:5], e[5:10]), m.backend.score(e[:5], e[5:10]), rtol=1e-12)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import facerec
-from facerec.benchmark_lfw import parse_folds
 from facerec.cli import main
 from facerec.data.pairs import read_pairs
 from facerec.errors import FacerecError
+from facerec.experiments.benchmark_lfw import parse_folds
 
 
 def test_parse_folds():
@@ -94,9 +94,9 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
         view2_fold3, data_root_lfw, tmp_path, monkeypatch, capsys):
     import shutil
 
-    import facerec.api
-    import facerec.backend
+    import facerec.evaluation.backend
     import facerec.experiments.jobs
+    import facerec.inference.facemodel
     import facerec.trainer
     from facerec.data.lists import load_train
 
@@ -113,7 +113,7 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
         raise AssertionError("a finished fold was retrained")
 
     embedded, fits = [], []
-    real_embed, real_fit = facerec.api.FaceModel.embed, facerec.backend.fit_backend
+    real_embed, real_fit = facerec.inference.facemodel.FaceModel.embed, facerec.evaluation.backend.fit_backend
 
     def embed(self, images, *a, **kw):
         e = real_embed(self, images, *a, **kw)
@@ -125,8 +125,8 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
         return real_fit(x, labels, kind, **opts)
 
     monkeypatch.setattr(facerec.trainer.Trainer, "fit", no_training)
-    monkeypatch.setattr(facerec.api.FaceModel, "embed", embed)
-    monkeypatch.setattr(facerec.backend, "fit_backend", fit)
+    monkeypatch.setattr(facerec.inference.facemodel.FaceModel, "embed", embed)
+    monkeypatch.setattr(facerec.evaluation.backend, "fit_backend", fit)
     ckpt = out / "fold03" / "run" / "last.pt"
     ckpt_stamp = ckpt.stat().st_mtime_ns
     assert main(argv + ["--backend", "plda"]) == 0

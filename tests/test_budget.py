@@ -9,9 +9,10 @@ import timm
 import torch
 import torchvision
 
-from facerec import budget, models
+from facerec import models
 from facerec.cli import main
 from facerec.errors import FacerecError
+from facerec.trainer import budget
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -107,7 +107,7 @@ def test_a_plain_run_never_loads_the_multi_process_strategy(orl_lists, tmp_path)
             f" out={str(tmp_path)!r}, model='resnet18', input_size=32, embedding_dim=32, batch_classes=10,"
             f" per_class=2, workers=0, epochs=1, max_steps=2)\n"
             "assert 'facerec.trainer.strategy' in sys.modules\n"
-            "print(sorted(m for m in sys.modules if m in ('facerec.trainer.parallel', 'facerec.sync_bn',"
+            "print(sorted(m for m in sys.modules if m in ('facerec.trainer.parallel', 'facerec.trainer.sync_bn',"
             " 'facerec.losses.sharded')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -57,8 +57,8 @@ def test_face_trainer_file_scores_as_face_trainer_scores_it(tmp_path, data_root_
     from torchvision import transforms as T
 
     from facerec.cli import main
-    from facerec.metrics import compute_all
-    from facerec.scores import read_scores
+    from facerec.evaluation.metrics import compute_all
+    from facerec.evaluation.scores import read_scores
 
     net, path = face_trainer_file(tmp_path)
     lists = tmp_path / "lists"

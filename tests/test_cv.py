@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from facerec.cli import main
-from facerec.cv import fold_identities
 from facerec.data.lists import load_train, read_pairs, scan_identity_folder
 from facerec.errors import FacerecError
+from facerec.experiments.cv import fold_identities
 
 
 def test_folds_partition_the_identities(orl_dir):

@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from facerec import distributed as D
 from facerec.data.transforms import BatchTransform, Preprocess
+from facerec.trainer import distributed as D
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def _entry(rank, n, store, fn, args):
 
 
 def _global_bn(rank, n, out):
-    from facerec.sync_bn import GlobalBatchNorm
+    from facerec.trainer.sync_bn import GlobalBatchNorm
 
     torch.manual_seed(0)
     x = torch.randn(10, 4, 5, 5) * 3 + 7  # a large mean: one-pass variance would lose digits

@@ -13,8 +13,8 @@ from facerec.cli import main
 from facerec.data.lists import read_pairs
 from facerec.data.transforms import Preprocess
 from facerec.errors import FacerecError
-from facerec.evaluate import embed, score_pairs
-from facerec.scores import read_scores
+from facerec.evaluation.scores import read_scores
+from facerec.evaluation.scoring import embed, score_pairs
 from tests.test_metrics import face_trainer_eer
 
 

@@ -429,10 +429,10 @@ def test_exploding_arcface_is_stopped_naming_what_exists(capsys, tmp_path, orl_l
 
 
 def test_validation_embeddings_collapsing_to_one_point_stop_the_run(capsys, tmp_path, orl_lists, monkeypatch):
-    import facerec.evaluate
+    import facerec.evaluation.scoring
 
-    real = facerec.evaluate.embed_batches
-    monkeypatch.setattr(facerec.evaluate, "embed_batches", lambda *a, **k: torch.ones_like(real(*a, **k)))
+    real = facerec.evaluation.scoring.embed_batches
+    monkeypatch.setattr(facerec.evaluation.scoring, "embed_batches", lambda *a, **k: torch.ones_like(real(*a, **k)))
     run = tmp_path / "run"
     err = refused(capsys, 1, ["training diverged in epoch 1", "collapsed to one point", "Nothing was saved"],
                   *train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv", run=run))
@@ -440,9 +440,9 @@ def test_validation_embeddings_collapsing_to_one_point_stop_the_run(capsys, tmp_
 
 
 def test_a_collapse_that_does_not_last_is_a_warning_one_that_lasts_stops(capsys, tmp_path, orl_lists, monkeypatch):
-    import facerec.evaluate
+    import facerec.evaluation.scoring
 
-    real, calls = facerec.evaluate.embed_batches, []
+    real, calls = facerec.evaluation.scoring.embed_batches, []
 
     def collapsed_at(epochs):
         def embed(*a, **k):
@@ -452,13 +452,13 @@ def test_a_collapse_that_does_not_last_is_a_warning_one_that_lasts_stops(capsys,
         return embed
 
     args = [*train_args(orl_lists / "orl_train.txt", orl_lists / "orl_val_pairs.csv"), "--epochs", "2"]
-    monkeypatch.setattr(facerec.evaluate, "embed_batches", collapsed_at({1}))
+    monkeypatch.setattr(facerec.evaluation.scoring, "embed_batches", collapsed_at({1}))
     rc, out, err = cli(capsys, *args, "--run-dir", tmp_path / "a")
     assert rc == 0, err
     assert "collapsed to one point (all" in out + err and "after epoch 1; training goes on" in out + err
     assert torch.load(tmp_path / "a" / "last.pt", weights_only=True)["epoch"] == 2
     calls.clear()
-    monkeypatch.setattr(facerec.evaluate, "embed_batches", collapsed_at({1, 2}))
+    monkeypatch.setattr(facerec.evaluation.scoring, "embed_batches", collapsed_at({1, 2}))
     err = refused(capsys, 1, ["training diverged in epoch 2", "collapsed to one point"],
                   *args, "--run-dir", tmp_path / "b")
     assert f"{tmp_path / 'b' / 'last.pt'} (epoch 1)" in one_error_line(err)

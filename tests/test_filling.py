@@ -10,9 +10,9 @@ import torch
 from facerec.data import cache as store_cache
 from facerec.data import filling
 from facerec.data.lists import load_train
+from facerec.data.sampling import PKSampler
 from facerec.data.stream import Batches, Plan, StoredFaces, make_loader
 from facerec.data.transforms import BatchTransform, Preprocess
-from facerec.sampling import PKSampler
 
 
 def _leftovers(cache):

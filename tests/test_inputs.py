@@ -228,7 +228,7 @@ def test_split_and_embed_lists_with_spaces(capsys, tmp_path, orl_dir):
     train = next((tmp_path / "lists").glob("*_train.txt"))
     t = read_train_list(train)
     assert len(t) and all((root / p).is_file() for p in t.paths)
-    from facerec.images import list_file_images
+    from facerec.inference.images import list_file_images
 
     lst = tmp_path / "photos.txt"
     lst.write_text(f"# root: {root}\nJohn Smith/1.pgm\nAnn Lee\tAnn Lee/2.pgm\nBo Bo/3.pgm\n")
@@ -313,7 +313,7 @@ def test_every_mode_decodes_as_a_viewer_shows_it(tmp_path, faces):
         assert torch.equal(load_faces([path], PRE)[0], crop_resize(_rgb(pixels), PRE)), name
     assert (load_faces([str(tmp_path / "modes" / "grey16.png")], PRE) < 255).any()  # not the old all-white
     # in-memory images: PIL modes I and F, and uint16 / RGBA arrays
-    from facerec.images import faces as image_faces
+    from facerec.inference.images import faces as image_faces
 
     g16 = grey.astype(np.uint16) * 257
     items = [Image.fromarray(g16.astype(np.int32)), Image.fromarray(grey.astype(np.float32) / 255),
@@ -364,7 +364,7 @@ def _adverse_checkpoint(ckpt: Path, out: Path, n_neg: int = 500) -> Path:
 
 
 def test_far_thresholds_never_inf():
-    from facerec import metrics
+    from facerec.evaluation import metrics
 
     s, y = [0.9, 0.8, 0.3, 0.2], [0, 1, 1, 0]
     assert metrics.far_threshold(s, y, 0.5) == (0.3, None)  # measurable: one false accept of two allowed
@@ -427,8 +427,8 @@ def test_embed_refuses_a_zero_vector(tmp_path, ckpt, orl_dir):
 
 def test_exported_thresholds_follow_the_rule_and_say_so(tmp_path, ckpt, orl_dir, caplog):
     import facerec
-    from facerec.api import OnnxFaceModel
-    from facerec.export import metadata
+    from facerec.inference.export import metadata
+    from facerec.inference.facemodel import OnnxFaceModel
 
     m = facerec.load(_adverse_checkpoint(ckpt, tmp_path / "adverse.pt"), device="cpu")
     m.thresholds = {**m.thresholds, "1e-3": float("inf")}  # as an older run stored it

@@ -241,8 +241,8 @@ def test_two_jobs_match_one_job_and_a_killed_phase_resumes(data_root_orl, tmp_pa
 
 
 def test_a_phase_folder_runs_one_scheduler_at_a_time(data_root_orl, tmp_path, monkeypatch, capsys):
-    from facerec import locks
     from facerec.cli import main
+    from facerec.util import locks
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "res").mkdir()
@@ -268,7 +268,7 @@ def test_probe_runs_real_steps_and_reports_no_peak_on_the_cpu(orl_dir, tmp_path,
     train.write_text(f"# root: {orl_dir}\n" + "".join(f"s{p} s{p}/{i}.pgm\n" for p in range(1, 6) for i in range(1, 5)))
     cfg = config.load([], {"model": "resnet18", "input_size": 32, "embedding_dim": 32, "loss": "arcface",
                            "batch_classes": 4, "per_class": 2, "train": str(train)})
-    from facerec import optim
+    from facerec.trainer import optim
 
     steps, build = [], optim.build_optimizer
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from facerec import locks
 from facerec.errors import DataError
+from facerec.util import locks
 
 TINY = ["--input-size", "32", "--embedding-dim", "32", "--max-steps", "3", "--epochs", "1", "--workers", "0",
         "--batch-classes", "8", "--no-progress", "--device", "cpu"]

@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from facerec import losses
-from facerec.sampling import PKSampler
+from facerec.data.sampling import PKSampler
 
 IDS, PER_ID, SIZE, DIM = 10, 10, 32, 32
 P, K, STEPS = 5, 4, 25

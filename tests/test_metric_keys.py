@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from facerec.evaluation.metric_keys import LABELS, TAR_KEYS, tar_key, upgrade_index_row, upgrade_metrics, upgrade_row
 from facerec.experiments.compare import load_run
 from facerec.experiments.index import Index, row_from_run
-from facerec.metric_keys import LABELS, TAR_KEYS, tar_key, upgrade_index_row, upgrade_metrics, upgrade_row
 
 OLD_BEST = {"n_pairs": 6, "eer": 33.3, "eer_threshold": 0.7, "auc": 0.88,
             "tar_at_far": {"0.1": 0.5, "0.01": 0.25, "0.001": 0.125}, "best_accuracy": 0.75, "best_threshold": 0.8,

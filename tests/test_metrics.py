@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from facerec import metrics
 from facerec.cli import main
 from facerec.errors import FacerecError
-from facerec.scores import write_scores
+from facerec.evaluation import metrics
+from facerec.evaluation.scores import write_scores
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -196,7 +196,7 @@ def test_score_command_names_lines_with_unknown_labels(tmp_path, capsys):
 
 
 def test_plot_overlays_curves_and_thins_large_ones(tmp_path):
-    from facerec import plots
+    from facerec.evaluation import plots
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200_000)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerec import budget, models
+from facerec import models
 from facerec.errors import FacerecError
+from facerec.trainer import budget
 
 # The range ends for TinyViT (any size works there); 64 and 112 (the face size) elsewhere.
 SIZES = {"tinyvit_11m": (64, 224)}

@@ -13,7 +13,7 @@ import pytest
 from facerec import config
 from facerec.cli import build_parser, main
 from facerec.data.lists import read_pairs, read_train_list
-from facerec.sampling import PKSampler
+from facerec.data.sampling import PKSampler
 
 
 def _sub(name: str) -> argparse.ArgumentParser:
@@ -132,9 +132,9 @@ def test_split_holds_out_a_test_list(tmp_path, orl_dir):
 
 
 def test_one_seed_has_no_spread_and_thin_far_points_are_flagged():
+    from facerec.evaluation.metrics import compute_all, format_table
     from facerec.experiments.report import _pm
     from facerec.experiments.stats import mean_std
-    from facerec.metrics import compute_all, format_table
 
     assert _pm(mean_std([12.5])) == "12.50 ± n/a (1 seed)" and _pm(mean_std([1.0, 3.0])) == "2.00 ± 1.41"
     rng = np.random.default_rng(0)

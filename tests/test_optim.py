@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facerec import config
-from facerec.optim import build_optimizer, build_scheduler, lr_factor
+from facerec.trainer.optim import build_optimizer, build_scheduler, lr_factor
 
 SPE = 7  # steps per epoch
 

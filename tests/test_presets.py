@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facerec import budget, config, losses, models
+from facerec import config, losses, models
 from facerec.errors import FacerecError
 from facerec.experiments import plan
+from facerec.trainer import budget
 
 PHASES = plan.load_phases()
 EXPERIMENTS = sorted({e.preset for ph in PHASES.values() for e in ph.entries} - {plan.BASELINE})

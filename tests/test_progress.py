@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from facerec.cli import main
-from facerec.progress import Ticker, progress
+from facerec.util.progress import Ticker, progress
 
 
 def test_ticker_lines_count_rate_and_eta(caplog):
-    caplog.set_level(logging.INFO, logger="facerec.progress")
+    caplog.set_level(logging.INFO, logger="facerec.util.progress")
     t = Ticker(range(4), desc="embed", unit="batch", every=0.0)
     t.set_postfix(loss="1.500")
     assert list(t) == [0, 1, 2, 3]
@@ -21,7 +21,7 @@ def test_ticker_lines_count_rate_and_eta(caplog):
 
 
 def test_short_work_prints_nothing_and_a_terminal_gets_a_bar(caplog):
-    caplog.set_level(logging.INFO, logger="facerec.progress")
+    caplog.set_level(logging.INFO, logger="facerec.util.progress")
     t = progress(range(3), desc="decode", unit="batch", bar=False, every=3600)
     assert list(t) == [0, 1, 2] and caplog.records == []
     assert type(progress(range(3), desc="x", unit="it", bar=True)).__name__ == "tqdm"

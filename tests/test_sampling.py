@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from facerec.data.sampling import PKSampler
 from facerec.errors import FacerecError
-from facerec.sampling import PKSampler
 
 
 def labels_like_lfw(seed=0):

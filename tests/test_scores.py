@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facerec.errors import FacerecError, ValidationError
-from facerec.scores import _read_fast, _read_slow, read_scores, write_scores
+from facerec.evaluation.scores import _read_fast, _read_slow, read_scores, write_scores
 
 
 def test_round_trip_is_exact(tmp_path):

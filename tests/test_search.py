@@ -10,7 +10,7 @@ import pytest
 from facerec.cli import main
 from facerec.errors import FacerecError
 from facerec.experiments.index import Index
-from facerec.search import read_space
+from facerec.experiments.search import read_space
 
 SPACE = """
 presets: [baseline, quick]

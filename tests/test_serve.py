@@ -274,7 +274,7 @@ def test_token_guards_writes(service, ckpt, lfw_dir, tmp_path):
 
 
 def test_concurrent_enrols_of_one_person(service, lfw_dir, monkeypatch):
-    from facerec.api import FaceModel
+    from facerec.inference.facemodel import FaceModel
 
     (a, a2, *_), (b, *_) = lfw_people(lfw_dir, 2).values()
     client, gallery = service()

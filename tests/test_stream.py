@@ -17,9 +17,9 @@ from facerec import config
 from facerec.cli import main
 from facerec.data import cache as store_cache
 from facerec.data.lists import load_train
+from facerec.data.sampling import PKSampler
 from facerec.data.stream import Batches, FileFaces, Plan, StoredFaces, make_loader
 from facerec.data.transforms import BatchTransform, Preprocess
-from facerec.sampling import PKSampler
 from facerec.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ import torch
 from facerec import config
 from facerec.cli import main
 from facerec.errors import FacerecError
-from facerec.metrics import compute_all, jsonable
-from facerec.scores import read_scores
+from facerec.evaluation.metrics import compute_all, jsonable
+from facerec.evaluation.scores import read_scores
 from facerec.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,1 +1,1 @@
-"""One module per `facerec` subcommand."""
+"""One module per `facerec` subcommand: each parses its flags and calls the module that does the work."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import FacerecError
-from .common import add_device, add_progress, progress_on
+from facerec.commands.common import add_device, add_progress, progress_on
+from facerec.errors import FacerecError
 
 
 def _positive_int(text: str) -> int:
@@ -19,7 +19,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..backend import KINDS
+    from facerec.evaluation.backend import KINDS
 
     p = sub.add_parser("backend", help="verification back-ends (LDA, PLDA) fit on training identities' embeddings",
                        description="A verification back-end scores a pair of embeddings in place of the cosine. "
@@ -80,9 +80,9 @@ def _options(args) -> dict:
 def run_fit(args) -> int:
     from pathlib import Path
 
-    from ..api import load
-    from ..checkpoint import FORMAT
-    from ..errors import DataError
+    from facerec.checkpoint import FORMAT
+    from facerec.errors import DataError
+    from facerec.inference.facemodel import load
 
     opts = _options(args)
     if Path(args.output).resolve() == Path(args.checkpoint).resolve():

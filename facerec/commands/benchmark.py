@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .common import add_data_root, add_progress, progress_on
-from .experiment import add_jobs
+from facerec.commands.common import add_data_root, add_progress, progress_on
+from facerec.commands.experiment import add_jobs
 
 
 def add_parser(sub) -> None:
@@ -36,12 +36,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from .. import config as config_mod
-    from ..benchmark_lfw import fold_config, lists, parse_folds, run_fold, summarize
-    from ..data.pairs import read_pairs
-    from ..experiments.probe import slots_for
-    from ..locks import lock
-    from .train import _pairs
+    from facerec import config as config_mod
+    from facerec.commands.train import _pairs
+    from facerec.data.pairs import read_pairs
+    from facerec.experiments.benchmark_lfw import fold_config, lists, parse_folds, run_fold, summarize
+    from facerec.experiments.probe import slots_for
+    from facerec.util.locks import lock
 
     folds = parse_folds(args.folds)
     presets = args.preset or ["demo"]
@@ -78,8 +78,8 @@ def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
     that failed."""
     import sys
 
-    from ..benchmark_lfw import fold_done
-    from ..experiments.jobs import Job, Scheduler
+    from facerec.experiments.benchmark_lfw import fold_done
+    from facerec.experiments.jobs import Job, Scheduler
 
     base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress",
             "--backend", args.backend]

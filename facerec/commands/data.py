@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .. import dataroot
-from ..data import lfw, orl
-from .common import add_data_root
+from facerec.commands.common import add_data_root
+from facerec.data import lfw, orl
+from facerec.data import root as dataroot
 
 
 def add_parser(sub) -> None:

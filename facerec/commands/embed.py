@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_device, add_progress, progress_on
+from facerec.commands.common import add_device, add_progress, progress_on
 
 
 def add_model_source(p) -> None:
@@ -15,7 +15,7 @@ def add_model_source(p) -> None:
 
 
 def load_model(args):
-    from ..api import load, load_onnx
+    from facerec.inference.facemodel import load, load_onnx
 
     if args.onnx:
         return load_onnx(args.onnx)
@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
 def expand_inputs(paths: list[str]) -> list[str]:
     from pathlib import Path
 
-    from ..images import expand, list_file_images
+    from facerec.inference.images import expand, list_file_images
 
     items: list[str] = []
     for x in paths:
@@ -55,7 +55,7 @@ def expand_inputs(paths: list[str]) -> list[str]:
 
 
 def run(args) -> int:
-    from ..embed_job import check_output, embed_files
+    from facerec.inference.embed_job import check_output, embed_files
 
     check_output(args.output)
     items = expand_inputs(args.paths)  # every input is checked before the model loads

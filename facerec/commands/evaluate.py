@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device, add_progress, progress_on
+from facerec.commands.common import add_device, add_progress, progress_on
 
 
 def add_parser(sub) -> None:
@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
 
 def _preprocess(args, stored: dict | None):
-    from ..data.transforms import Preprocess
+    from facerec.data.transforms import Preprocess
 
     pre = Preprocess.from_dict(stored) if stored else Preprocess()
     if args.input_size:
@@ -47,9 +47,7 @@ def _preprocess(args, stored: dict | None):
 def _members(args):
     import torch
 
-    from facerec import models
-
-    from .. import checkpoint
+    from facerec import checkpoint, models
 
     dims = {k: v for k, v in (("input_size", args.input_size), ("embedding_dim", args.embedding_dim)) if v}
     if args.random_model:
@@ -71,9 +69,9 @@ def _members(args):
 
 
 def run(args) -> int:
-    from .. import device as devices
-    from ..data.lists import read_pairs
-    from ..evaluate import report_pairs
+    from facerec.data.lists import read_pairs
+    from facerec.evaluation.scoring import report_pairs
+    from facerec.util import device as devices
 
     pairs = read_pairs(args.pairs, args.root, allow_unknown=True)  # validated before any model is built
     dev = devices.resolve(args.device)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import FacerecError
-from .common import add_progress, progress_on
+from facerec.commands.common import add_progress, progress_on
+from facerec.errors import FacerecError
 
 DEFAULT_SEEDS = "42,123,456"
 QUICK_SEEDS = "42,123"  # two seeds still give a std and a t-test
@@ -60,9 +60,9 @@ def add_data_args(p) -> None:
 
 def resolve_data(args) -> tuple[dict, dict]:
     """(role -> list path, --set overrides), all checked before any run starts."""
-    from .. import config as config_mod
-    from ..experiments import plan
-    from .train import _pairs
+    from facerec import config as config_mod
+    from facerec.commands.train import _pairs
+    from facerec.experiments import plan
 
     overrides = _pairs(args.set, "--set")
     for k in overrides:
@@ -94,10 +94,10 @@ def results_dir(args) -> Path:
 
 
 def run(args) -> int:
-    from ..experiments import plan
-    from ..experiments.index import Index
-    from ..experiments.runner import changed, run_phase, state
-    from ..locks import lock
+    from facerec.experiments import plan
+    from facerec.experiments.index import Index
+    from facerec.experiments.runner import changed, run_phase, state
+    from facerec.util.locks import lock
 
     phase = plan.get_phase(args.phase)
     seeds = parse_seeds(args.seeds or (QUICK_SEEDS if args.quick else DEFAULT_SEEDS))
@@ -113,7 +113,7 @@ def run(args) -> int:
             print(f"  {st:6s} {r.preset:24s} seed {r.seed:<4d} {r.data:6s} {c.model}/{c.loss} "
                   f"{c.input_size}px {c.epochs} ep  {r.run_dir}")
         return 0
-    from ..experiments.probe import slots_for
+    from facerec.experiments.probe import slots_for
 
     todo = [r for r in runs if state(r) != "done" or args.force]
     slots = slots_for(args.jobs, args.devices, [r.cfg for r in todo] or [runs[0].cfg], len(todo), args.threads_per_job)
@@ -123,7 +123,7 @@ def run(args) -> int:
         failed = run_phase(runs, index, quick=args.quick, data=args.data, force=args.force, keep_last=args.keep_last,
                            progress=progress_on(args), slots=slots)
     if args.report:
-        from ..experiments.report import write_phase_report
+        from facerec.experiments.report import write_phase_report
 
         try:
             print(f"report: {write_phase_report(index, phase.name, baseline=phase.base)}")
@@ -137,8 +137,8 @@ def run(args) -> int:
 
 
 def list_phases(args) -> int:
-    from .. import config as config_mod
-    from ..experiments import plan
+    from facerec import config as config_mod
+    from facerec.experiments import plan
 
     phases = [plan.get_phase(args.phase)] if args.phase else list(plan.load_phases().values())
     for ph in phases:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_device
+from facerec.commands.common import add_device
 
 
 def add_parser(sub) -> None:
@@ -22,10 +22,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import checkpoint
-    from ..api import from_checkpoint
-    from ..export import default_check_images, export
-    from ..images import expand
+    from facerec import checkpoint
+    from facerec.inference.export import default_check_images, export
+    from facerec.inference.facemodel import from_checkpoint
+    from facerec.inference.images import expand
 
     ckpt = checkpoint.load(args.checkpoint)
     images = expand(args.check_images) if args.check_images else default_check_images(ckpt)

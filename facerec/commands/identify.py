@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import add_device, add_progress, cosine_threshold, progress_on
-from .embed import add_model_source, load_model
+from facerec.commands.common import add_device, add_progress, cosine_threshold, progress_on
+from facerec.commands.embed import add_model_source, load_model
 
 
 def add_parser(sub) -> None:
@@ -40,7 +40,7 @@ def _write_csv(path, result) -> None:
     import csv
     import io
 
-    from ..fileio import write_text
+    from facerec.util.fileio import write_text
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -56,7 +56,7 @@ def _write_csv(path, result) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..identify import identify, plot_cmc
+    from facerec.inference.identify import identify, plot_cmc
 
     model = load_model(args)
     result = identify(model, args.gallery, args.probe, template=args.template, top_k=args.top_k,

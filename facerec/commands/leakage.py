@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..data import leakage
-from ..data.lists import load_train, read_pairs
+from facerec.data import leakage
+from facerec.data.lists import load_train, read_pairs
 
 
 def add_parser(sub) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import dataroot
-from ..data import lfw
-from ..data.split import split_folder
-from .common import add_data_root
+from facerec.commands.common import add_data_root
+from facerec.data import lfw
+from facerec.data import root as dataroot
+from facerec.data.split import split_folder
 
 
 def add_parser(sub) -> None:

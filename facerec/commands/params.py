@@ -1,6 +1,6 @@
 """`facerec params`: what each backbone costs (params, FLOPs, size, CPU latency) and whether it fits.
 
-GFLOPs are 2 x thop's multiply-accumulates at batch 1 (see facerec.budget); MB is the fp32 size
+GFLOPs are 2 x thop's multiply-accumulates at batch 1 (see facerec.trainer.budget); MB is the fp32 size
 of parameters and buffers; latency is the median CPU ms per image at batch 1 and batch 64.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..config import BUDGET_SCOPES, DEFAULT_PARAM_BUDGET
-from ..errors import FacerecError
+from facerec.config import BUDGET_SCOPES, DEFAULT_PARAM_BUDGET
+from facerec.errors import FacerecError
 
 
 def add_parser(sub) -> None:
@@ -40,8 +40,7 @@ def row(name: str, args) -> dict:
     import torch
 
     from facerec import models
-
-    from .. import budget
+    from facerec.trainer import budget
 
     torch.manual_seed(0)
     kw = {"embedding_dim": args.embedding_dim, "input_size": args.input_size, **args.model_options}
@@ -79,8 +78,8 @@ def table(rows: list[dict], args) -> str:
 
 def _resolve(args) -> None:
     """Fill unset flags from the presets (the model they train, with its options), else defaults."""
-    from .. import config as config_mod
-    from .train import _pairs
+    from facerec import config as config_mod
+    from facerec.commands.train import _pairs
 
     cfg = config_mod.load(args.preset, {})
     args.preset_model = cfg.model
@@ -94,8 +93,7 @@ def run(args) -> int:
     import torch
 
     from facerec import models
-
-    from .. import budget
+    from facerec.trainer import budget
 
     if args.threads is not None:
         if args.threads < 1:

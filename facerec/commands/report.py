@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import FacerecError
+from facerec.errors import FacerecError
 
 
 def add_parser(sub) -> None:
@@ -24,9 +24,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.compare import groups_from_dirs
-    from ..experiments.index import Index
-    from ..experiments.report import write_index_page, write_phase_report, write_report
+    from facerec.experiments.compare import groups_from_dirs
+    from facerec.experiments.index import Index
+    from facerec.experiments.report import write_index_page, write_phase_report, write_report
 
     if bool(args.phase) == bool(args.runs):
         raise FacerecError("give either --phase P or RUN_DIR... (not both)")

@@ -30,10 +30,10 @@ def _names(paths: list[str]) -> list[str]:
 
 
 def run(args) -> int:
-    from ..errors import ValidationError
-    from ..metrics import compute_all, format_table, jsonable
-    from ..plots import plot_roc_det
-    from ..scores import read_scores
+    from facerec.errors import ValidationError
+    from facerec.evaluation.metrics import compute_all, format_table, jsonable
+    from facerec.evaluation.plots import plot_roc_det
+    from facerec.evaluation.scores import read_scores
 
     loaded = {}
     for path in args.scores:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .experiment import add_data_args, resolve_data, results_dir
+from facerec.commands.experiment import add_data_args, resolve_data, results_dir
 
 
 def add_parser(sub) -> None:
@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import FacerecError
-    from ..search import read_space, run_search
+    from facerec.errors import FacerecError
+    from facerec.experiments.search import read_space, run_search
 
     if args.trials < 1:
         raise FacerecError(f"--trials must be >= 1, got {args.trials}")

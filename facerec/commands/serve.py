@@ -6,8 +6,8 @@ import ipaddress
 import logging
 import os
 
-from ..errors import DataError, FacerecError
-from .common import add_device
+from facerec.commands.common import add_device
+from facerec.errors import DataError, FacerecError
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,10 @@ def _loopback(host: str) -> bool:
 
 def open_service(args):
     """(app, gallery) for the parsed arguments: model loaded, gallery opened, checked and indexed."""
-    from ..api import load
-    from ..serve.app import create_app, file_checksum
-    from ..serve.gallery import Gallery
-    from ..serve.uploads import Limits, decode
+    from facerec.inference.facemodel import load
+    from facerec.serve.app import create_app, file_checksum
+    from facerec.serve.gallery import Gallery
+    from facerec.serve.uploads import Limits, decode
 
     for flag in ("max_image_bytes", "max_pixels", "max_batch"):
         if getattr(args, flag) < 1:

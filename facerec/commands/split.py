@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.split import split_folder
+from facerec.data.split import split_folder
 
 
 def add_parser(sub) -> None:

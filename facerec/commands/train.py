@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from .. import config as config_mod
-from ..errors import FacerecError
-from .common import add_progress, progress_on
+from facerec import config as config_mod
+from facerec.commands.common import add_progress, progress_on
+from facerec.errors import FacerecError
 
 SUPPRESS = argparse.SUPPRESS
 
@@ -104,7 +104,7 @@ def build_config(args) -> config_mod.TrainConfig:
 
 
 def run(args) -> int:
-    from ..trainer.run import run as run_job
+    from facerec.trainer.run import run as run_job
 
     summary = run_job(build_config(args), progress=progress_on(args))
     if "exit_code" in summary:  # --eval or --folds: they print their own results

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from ..errors import FacerecError
-from .common import add_device, false_accept_rate, score_threshold
-from .embed import add_model_source, load_model
+from facerec.commands.common import add_device, false_accept_rate, score_threshold
+from facerec.commands.embed import add_model_source, load_model
+from facerec.errors import FacerecError
 
 
 def add_parser(sub) -> None:
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..images import expand
+    from facerec.inference.images import expand
 
     try:
         a, b = expand(args.image1), expand(args.image2)

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..fileio import atomic_path
-from ..progress import progress as progress_of
-from .transforms import DECODE_VERSION, Preprocess, load_face
+from facerec.data.transforms import DECODE_VERSION, Preprocess, load_face
+from facerec.util.fileio import atomic_path
+from facerec.util.progress import progress as progress_of
 
 CACHE_ENV = "FACEREC_CACHE"
 

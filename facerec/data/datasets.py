@@ -7,7 +7,7 @@ import os
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .transforms import Preprocess, load_face
+from facerec.data.transforms import Preprocess, load_face
 
 
 class FaceImages(Dataset):

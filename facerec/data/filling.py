@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import _decode_into, _key, cache_dir
-from .stream import FileFaces, StoredFaces
-from .transforms import Preprocess
+from facerec.data.cache import _decode_into, _key, cache_dir
+from facerec.data.stream import FileFaces, StoredFaces
+from facerec.data.transforms import Preprocess
 
 
 class FillingFaces(FileFaces):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import cannot_read
-from ..fileio import atomic_path
-from .lists import PairList, TrainList, stat_files
-from .strings import Strings
+from facerec.data.lists import PairList, TrainList, stat_files
+from facerec.data.strings import Strings
+from facerec.errors import cannot_read
+from facerec.util.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 DIGEST_BYTES = 16
@@ -42,7 +42,7 @@ class DigestCache:
     """Sorted arrays (key of the relative path, size, mtime_ns, digest) in one .npz per image root."""
 
     def __init__(self, root: str, folder: Path | None = None):
-        from .cache import cache_dir
+        from facerec.data.cache import cache_dir
 
         name = hashlib.sha1(os.path.abspath(root).encode()).hexdigest()[:20]
         self.file = (folder or cache_dir() / "digests") / f"{name}.npz"

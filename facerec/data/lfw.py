@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .lists import write_pairs, write_train_list
+from facerec.data.lists import write_pairs, write_train_list
+from facerec.errors import DataError
 
 LAYOUTS = [
     ("lfw/images_deepfunneled", "lfw"),

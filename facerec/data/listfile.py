@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..errors import DataError, ValidationError
+from facerec.errors import DataError, ValidationError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
 UNKNOWN_LABEL = -1

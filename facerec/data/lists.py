@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ValidationError, cannot_read
-from ..fileio import write_text
-from .listfile import (
+from facerec.data.listfile import (
     IMAGE_EXTS,
     UNKNOWN_LABEL,
     plain_train_line,
@@ -29,8 +27,10 @@ from .listfile import (
     train_line_fields,
     train_list_form,
 )
-from .pairs import PairList, read_pairs, write_pairs
-from .strings import Strings, StringsBuilder
+from facerec.data.pairs import PairList, read_pairs, write_pairs
+from facerec.data.strings import Strings, StringsBuilder
+from facerec.errors import DataError, ValidationError, cannot_read
+from facerec.util.fileio import write_text
 
 # Pair lists live in pairs.py; they are re-exported here, where the tools have always imported them.
 __all__ = ["IMAGE_EXTS", "UNKNOWN_LABEL", "LabelNames", "PairList", "TrainList", "load_train", "read_pairs",

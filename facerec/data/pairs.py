@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import write_text
-from .listfile import IMAGE_EXTS, UNKNOWN_LABEL, entries, raise_problems, read_lines, resolve_root
+from facerec.data.listfile import IMAGE_EXTS, UNKNOWN_LABEL, entries, raise_problems, read_lines, resolve_root
+from facerec.util.fileio import write_text
 
 log = logging.getLogger(__name__)
 

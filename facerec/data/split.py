@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, FacerecError
-from .lists import TrainList, scan_identity_folder, write_pairs, write_train_list
+from facerec.data.lists import TrainList, scan_identity_folder, write_pairs, write_train_list
+from facerec.errors import DataError, FacerecError
 
 
 def split_identities(train: TrainList, val_fraction: float, seed: int,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .transforms import BatchTransform, Preprocess, load_faces
+from facerec.data.transforms import BatchTransform, Preprocess, load_faces
 
 
 def step_generator(seed: int, epoch: int, step: int, stream: int = 0) -> torch.Generator:
@@ -96,7 +96,7 @@ class Plan:
                 yield self.epoch, step, *self.share_of(self.batches[step])
 
     def share_of(self, batch):
-        from ..distributed import share
+        from facerec.trainer.distributed import share
 
         return share(batch, *self.share)
 

@@ -19,7 +19,7 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ..errors import DataError, cannot_read
+from facerec.errors import DataError, cannot_read
 
 try:  # torchvision 0.29 (pinned) deprecates its decoders for TorchCodec, which needs system FFmpeg libraries
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -283,7 +283,7 @@ class BatchTransform:
     """
 
     def __init__(self, pre: Preprocess, train: bool, augment: str = "crop"):
-        from .augment import LEVELS, mirror, per_image_ops, random_crop
+        from facerec.data.augment import LEVELS, mirror, per_image_ops, random_crop
 
         if augment not in LEVELS:
             raise ValueError(f"augment must be one of {', '.join(LEVELS)}, got {augment!r}")

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..config import RUN_ONLY_KEYS
-from ..errors import FacerecError
-from ..metric_keys import upgrade_row, upgrade_summary
-from ..rundir import is_finished
-from . import stats
+from facerec.config import RUN_ONLY_KEYS
+from facerec.errors import FacerecError
+from facerec.evaluation.metric_keys import upgrade_row, upgrade_summary
+from facerec.experiments import stats
+from facerec.util.rundir import is_finished
 
 # Keys that differ between any two runs without being the experiment: how they ran, their seed, and
 # which validation pairs scored them.
@@ -45,7 +45,7 @@ class RunData:
 
 
 def load_run(run_dir, label: str | None = None) -> RunData:
-    from ..scores import read_scores
+    from facerec.evaluation.scores import read_scores
 
     d = Path(run_dir)
     cfg = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
@@ -65,7 +65,7 @@ def load_run(run_dir, label: str | None = None) -> RunData:
 def _interrupted_summary(d: Path, history: list[dict], scores) -> dict:
     """A stopped run is compared on the epochs it finished: its best validated epoch, whose scores
     scores.txt holds (written whenever the validation EER improved)."""
-    from ..metrics import compute_all
+    from facerec.evaluation.metrics import compute_all
 
     validated = [r for r in history if "val_eer" in r]
     if not validated:
@@ -82,7 +82,7 @@ def _interrupted_summary(d: Path, history: list[dict], scores) -> dict:
 
 
 def groups_from_index(index, phase: str) -> dict[str, list[RunData]]:
-    from .plan import load_phases
+    from facerec.experiments.plan import load_phases
 
     rows = [r for r in index.rows(phase) if r.get("status") == "done"]
     if not rows:

@@ -11,9 +11,9 @@ import io
 import json
 from pathlib import Path
 
-from ..errors import FacerecError
-from ..fileio import write_text
-from ..metric_keys import VERSION, upgrade_index_row, upgrade_summary
+from facerec.errors import FacerecError
+from facerec.evaluation.metric_keys import VERSION, upgrade_index_row, upgrade_summary
+from facerec.util.fileio import write_text
 
 COLUMNS = ("phase", "preset", "seed", "status", "data", "quick", "hypothesis", "eer", "auc", "tar_far_1e-2",
            "tar_far_1e-3", "best_epoch", "epochs", "trunk_params", "total_params", "flops", "ms_per_image_cpu",

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FacerecError
+from facerec.errors import FacerecError
 
 OOM_MARKERS = ("out of memory", "outofmemoryerror")
 STOP_GRACE_S = 300  # how long stopped jobs get to save their epoch before they are killed
@@ -195,7 +195,7 @@ class Scheduler:
         started job has stopped."""
         from tqdm import tqdm
 
-        from ..trainer.state import Interrupted
+        from facerec.trainer.state import Interrupted
 
         keys = [j.key for j in jobs]
         if len(set(keys)) != len(keys):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from .. import config as config_mod
-from ..errors import FacerecError, nearest
+from facerec import config as config_mod
+from facerec.errors import FacerecError, nearest
 
 BASELINE = "baseline"
 DATA_ROLES = ("train", "train1", "train2")
@@ -87,7 +87,7 @@ class Run:
 
 
 def count_identities(train_list: str) -> int:
-    from ..data.lists import load_train
+    from facerec.data.lists import load_train
 
     return load_train(train_list, check_files=False).num_classes
 
@@ -95,7 +95,7 @@ def count_identities(train_list: str) -> int:
 def plan_phase(phase: Phase, *, seeds: list[int], data: dict[str, str], out: Path, quick: bool = False,
                overrides: dict | None = None, only: list[str] | None = None) -> list[Run]:
     """`data` maps each role (train, train1, train2, val) to a list path."""
-    from .. import budget
+    from facerec.trainer import budget
 
     if only:
         missing = [p for p in only if p not in phase.presets]
@@ -142,10 +142,10 @@ def data_sources(name: str, *, data_root: str | None = None, lists_dir: Path = P
     pairsDevTest; train1/train2 its identity-disjoint halves). ORL: 30 identities to train, 10
     to val pairs; train1/train2 halves of the 30. DIR: the course layout, DIR/train1 and
     DIR/train2 identity folders (train = train1); the val pairs come from --val."""
-    from .. import dataroot
-    from ..data import lfw
-    from ..data.lists import load_train, write_train_list
-    from ..data.split import split_folder
+    from facerec.data import lfw
+    from facerec.data import root as dataroot
+    from facerec.data.lists import load_train, write_train_list
+    from facerec.data.split import split_folder
 
     if name == "lfw":
         out = lists_dir / "lfw"

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .jobs import Slots, cpu_cores, spread
+from facerec.experiments.jobs import Slots, cpu_cores, spread
 
 CONTEXT_MB = 600  # CUDA context + kernels of one process, beyond what torch's allocator reports
 HEADROOM = 0.9  # of the free GPU memory that jobs may fill
@@ -32,8 +32,8 @@ def signature(cfg) -> tuple:
 
 
 def num_classes(cfg) -> int:
-    from ..data.lists import load_train
-    from ..trainer.data import default_lfw_lists
+    from facerec.data.lists import load_train
+    from facerec.trainer.prepare import default_lfw_lists
 
     if cfg.train is None:
         default_lfw_lists(cfg)
@@ -48,9 +48,8 @@ def step_peak_mb(cfg, device: str) -> float | None:
     import torch
 
     from facerec import losses, models
-
-    from ..optim import build_optimizer
-    from ..trainer.data import model_kwargs
+    from facerec.trainer.optim import build_optimizer
+    from facerec.trainer.prepare import model_kwargs
 
     dev = torch.device(device)
     n_classes = num_classes(cfg)
@@ -90,7 +89,7 @@ def _probe_main(argv: list[str]) -> int:
     """python -m facerec.experiments.probe DEVICE CONFIG.yaml ... -> one JSON line."""
     import torch
 
-    from .. import config as config_mod
+    from facerec import config as config_mod
 
     device, paths = argv[0], argv[1:]
     free = total = None
@@ -104,9 +103,9 @@ def _probe_main(argv: list[str]) -> int:
 
 def store_mb(cfg) -> float:
     """Host RAM a job's decoded-image store takes (0 when it streams from the files)."""
-    from ..data import cache as store_cache
-    from ..data.lists import load_train
-    from ..trainer.data import default_lfw_lists, preprocess_of
+    from facerec.data import cache as store_cache
+    from facerec.data.lists import load_train
+    from facerec.trainer.prepare import default_lfw_lists, preprocess_of
 
     if cfg.train is None:
         default_lfw_lists(cfg)
@@ -142,12 +141,12 @@ def auto_slots(cfgs: list, devices: list[str], n_jobs: int, *, threads: int | No
                      how=f"jobs auto: {n} job(s) on the CPU, {threads or 1} thread(s) each ({cpu_cores()} cores, "
                          f"room in RAM for {ram_cap}, {n_jobs} queued)")
     if "cpu" in devices:
-        from ..errors import FacerecError
+        from facerec.errors import FacerecError
 
         raise FacerecError("--jobs auto: give either cpu or CUDA devices in --devices, not both")
     capacity, parts = {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        from .. import config as config_mod
+        from facerec import config as config_mod
 
         paths = []
         for i, c in enumerate(distinct):
@@ -161,7 +160,7 @@ def auto_slots(cfgs: list, devices: list[str], n_jobs: int, *, threads: int | No
             out = subprocess.run([sys.executable, "-m", "facerec.experiments.probe", "cuda:0", *paths],
                                  capture_output=True, text=True, env={**os.environ, **env})
             if out.returncode != 0:
-                from ..errors import FacerecError
+                from facerec.errors import FacerecError
 
                 tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
                 raise FacerecError(f"--jobs auto: the memory probe on {d} failed: {tail[0]}")
@@ -183,8 +182,8 @@ def slots_for(jobs_spec: str, devices_spec: str | None, cfgs: list, n_jobs: int,
               threads: int | None = None) -> Slots | None:
     """`--jobs N|auto` and `--devices` -> Slots; None for the plain one-at-a-time run on each
     config's own device (`--jobs 1` without --devices)."""
-    from ..errors import FacerecError
-    from .jobs import parse_devices
+    from facerec.errors import FacerecError
+    from facerec.experiments.jobs import parse_devices
 
     if threads is not None and threads < 1:
         raise FacerecError(f"--threads-per-job must be >= 1, got {threads}")

@@ -17,9 +17,9 @@ import json
 import re
 from pathlib import Path
 
-from ..fileio import write_text
-from . import stats
-from .compare import Comparison, RunData, compare, groups_from_index
+from facerec.experiments import stats
+from facerec.experiments.compare import Comparison, RunData, compare, groups_from_index
+from facerec.util.fileio import write_text
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def slug(text: str) -> str:
 def write_report(groups: dict[str, list[RunData]], baseline: str, out_dir, name: str, *, title: str,
                  description: str = "", n_boot: int = 1000) -> Path:
     """Writes OUT/NAME.md, OUT/NAME.html (images inlined) and OUT/NAME_files/*.png; returns the HTML path."""
-    from ..plots import plot_compare_curves, plot_eer_bars, plot_roc_det
+    from facerec.evaluation.plots import plot_compare_curves, plot_eer_bars, plot_roc_det
 
     comps = compare(groups, baseline, n_boot=n_boot)
     out_dir = Path(out_dir)
@@ -207,7 +207,7 @@ def write_index_page(out_dir) -> Path:
 
 
 def write_phase_report(index, phase: str, baseline: str = "baseline", out_dir=None, n_boot: int = 1000) -> Path:
-    from .plan import load_phases
+    from facerec.experiments.plan import load_phases
 
     phases = load_phases()
     groups = groups_from_index(index, phase)

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from .. import config as config_mod
-from ..errors import FacerecError
-from ..fileio import write_text
-from ..rundir import is_finished
-from .index import Index, row_from_run
-from .jobs import Job, Scheduler, Slots, cpu_cores
-from .plan import Run
+from facerec import config as config_mod
+from facerec.errors import FacerecError
+from facerec.experiments.index import Index, row_from_run
+from facerec.experiments.jobs import Job, Scheduler, Slots, cpu_cores
+from facerec.experiments.plan import Run
+from facerec.util.fileio import write_text
+from facerec.util.rundir import is_finished
 
 
 def state(run: Run) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import eer
+from facerec.evaluation.metrics import eer
 
 ALPHA = 0.05
 

@@ -17,12 +17,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..api import check_threshold, cosine
-from ..errors import FacerecError
-from ..identify import decision_threshold
-from . import uploads
-from .gallery import Conflict, GalleryError
-from .uploads import Limits, UploadError
+from facerec.errors import FacerecError
+from facerec.inference.facemodel import check_threshold, cosine
+from facerec.inference.identify import decision_threshold
+from facerec.serve import uploads
+from facerec.serve.gallery import Conflict, GalleryError
+from facerec.serve.uploads import Limits, UploadError
 
 PERSON = re.compile(r"\w[\w .'-]{0,99}")  # a person id: letters, digits, space and . _ ' - ; 100 at most
 

@@ -3,7 +3,7 @@ of one mean template per person (inner product of L2-normalised vectors: the cos
 
 SQLite is the truth: the index is rebuilt from it at start and updated after each write has been
 committed, so a write acknowledged to a client survives a crash (WAL, synchronous=FULL). A person's
-template is `facerec.identify.templates(..., "mean")` of their embeddings, the rule `facerec identify`
+template is `facerec.inference.identify.templates(..., "mean")` of their embeddings, the rule `facerec identify`
 ranks by, so both name the same person for the same images. The gallery records the checksum of the
 model that made its embeddings and refuses to be served by another until re-embedded.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, FacerecError
-from ..identify import templates
+from facerec.errors import DataError, FacerecError
+from facerec.inference.identify import templates
 
 IVF_MIN = 100_000  # people at which --index auto builds an IVF index (approximate) instead of an exact one
 IVF_NPROBE = 32  # IVF lists visited per search

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError
-from .gallery import GalleryError
+from facerec.errors import DataError
+from facerec.serve.gallery import GalleryError
 
 # PIL's names: PGM/PBM files report "PPM"; MPO is a JPEG with extra frames (phone cameras)
 FORMATS = ("JPEG", "MPO", "PNG", "PPM", "BMP", "TIFF", "WEBP", "GIF")
@@ -68,7 +68,7 @@ async def read(upload, name: str, limits: Limits) -> bytes:
 def decode(data: bytes, name: str, limits: Limits) -> np.ndarray:
     """HxWx3 uint8, after the header's format and pixel count are checked (a decompression bomb is
     refused from its header, before any pixel is decoded)."""
-    from ..images import decode_bytes
+    from facerec.inference.images import decode_bytes
 
     try:
         with warnings.catch_warnings():
@@ -103,7 +103,7 @@ async def faces(uploads, field: str, limits: Limits) -> list[Face]:
 
 def thumbnail(data: bytes, side: int = 112) -> bytes:
     """A JPEG of at most side x side px of a stored (already checked) image."""
-    from ..data.transforms import to_rgb
+    from facerec.data.transforms import to_rgb
 
     with Image.open(io.BytesIO(data)) as img:
         rgb = Image.fromarray(to_rgb(img).permute(1, 2, 0).numpy())

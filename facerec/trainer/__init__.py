@@ -1,13 +1,21 @@
 """Training: `Trainer(cfg).fit()` (the loop), with run state, data preparation and records in
 their own modules. The names below are the package's public surface."""
 
-from ..rundir import RUN_PRODUCTS
-from .callbacks import Callback
-from .data import Data, default_lfw_lists, is_classifier, largest_identities, load_data, model_kwargs, preprocess_of
-from .eval_only import evaluate_only
-from .loop import Trainer
-from .records import peak_memory_mb
-from .state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, run_name, seed_everything
+from facerec.trainer.callbacks import Callback
+from facerec.trainer.eval_only import evaluate_only
+from facerec.trainer.loop import Trainer
+from facerec.trainer.prepare import (
+    Data,
+    default_lfw_lists,
+    is_classifier,
+    largest_identities,
+    load_data,
+    model_kwargs,
+    preprocess_of,
+)
+from facerec.trainer.records import peak_memory_mb
+from facerec.trainer.state import RESUME_ONLY, Diverged, Interrupted, NonFiniteLoss, run_name, seed_everything
+from facerec.util.rundir import RUN_PRODUCTS
 
 __all__ = [
            "RESUME_ONLY",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from . import checkpoints, records
+from facerec.trainer import records, saving
 
 
 class Callback:
@@ -71,7 +71,7 @@ class Checkpoints(Callback):
     """best.pt (and its scores) when the epoch is the best, then last.pt."""
 
     def on_epoch_end(self, t, row: dict) -> None:
-        checkpoints.save_epoch(t)
+        saving.save_epoch(t)
 
 
 class EarlyStopping(Callback):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from .. import checkpoint
-from .. import device as devices
-from ..data.lists import read_pairs
-from ..data.transforms import Preprocess
-from ..errors import FacerecError
-from .data import model_kwargs, preprocess_of
+from facerec import checkpoint
+from facerec.data.lists import read_pairs
+from facerec.data.transforms import Preprocess
+from facerec.errors import FacerecError
+from facerec.trainer.prepare import model_kwargs, preprocess_of
+from facerec.util import device as devices
 
 
 def evaluate_only(cfg) -> int:
     """face_trainer's `--eval`: score `test_list` with `initial_model`, write `output`."""
-    from ..evaluate import report_pairs
+    from facerec.evaluation.scoring import report_pairs
 
     if not cfg.initial_model or not cfg.test_list:
         raise FacerecError("--eval needs --initial_model CKPT and --test_list PAIRS.csv (and --output FILE)")

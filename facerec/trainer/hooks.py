@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .callbacks import Callback
+from facerec.trainer.callbacks import Callback
 
 PREFIX = "FACEREC_FAULT_"
 

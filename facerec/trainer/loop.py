@@ -15,24 +15,23 @@ import time
 
 import torch
 
-from .. import budget
-from .. import config as config_mod
-from .. import device as devices
-from .. import distributed as D
-from ..data.stream import Batches, Plan, make_loader, step_generator
-from ..data.transforms import BatchTransform, geometry_note
-from ..errors import DataError, FacerecError, WriteError
-from ..optim import build_optimizer, build_scheduler
-from ..progress import progress
-from . import callbacks as cb
-from . import checkpoints, hooks, records, state
-from . import data as prep
-from .data import load_data, model_kwargs, preprocess_of
-from .meter import EpochMeter
-from .state import Diverged, NonFiniteLoss, seed_everything
-from .strategy import for_world
-from .train_state import TrainState
-from .verification import Verification
+from facerec import config as config_mod
+from facerec.data.stream import Batches, Plan, make_loader, step_generator
+from facerec.data.transforms import BatchTransform, geometry_note
+from facerec.errors import DataError, FacerecError, WriteError
+from facerec.trainer import budget, hooks, records, saving, state
+from facerec.trainer import callbacks as cb
+from facerec.trainer import distributed as D
+from facerec.trainer import prepare as prep
+from facerec.trainer.meter import EpochMeter
+from facerec.trainer.optim import build_optimizer, build_scheduler
+from facerec.trainer.prepare import load_data, model_kwargs, preprocess_of
+from facerec.trainer.state import Diverged, NonFiniteLoss, seed_everything
+from facerec.trainer.strategy import for_world
+from facerec.trainer.train_state import TrainState
+from facerec.trainer.verification import Verification
+from facerec.util import device as devices
+from facerec.util.progress import progress
 
 LOG = logging.getLogger("facerec.train")
 
@@ -71,8 +70,7 @@ class Trainer:
 
     def build(self) -> None:
         from facerec import losses, models
-
-        from ..sampling import PKSampler
+        from facerec.data.sampling import PKSampler
 
         cfg = self.cfg
         seed_everything(cfg.seed)
@@ -152,7 +150,7 @@ class Trainer:
         y = y.to(dev, non_blocking=True)
         mix = None
         if cfg.mix != "none":
-            from ..data.augment import mix_batch
+            from facerec.data.augment import mix_batch
 
             x, perm, lam = mix_batch(x, cfg.mix, cfg.mix_alpha, step_generator(cfg.seed, self.state.epoch, step, stream=1))
             mix = (perm, lam)
@@ -200,13 +198,13 @@ class Trainer:
         self.first_step_seconds = None
         self.prepare()
         self.build()
-        checkpoints.load_weights(self)
+        saving.load_weights(self)
         if self.strategy.is_main:
             state.open_run_dir(self)
         try:
             self.run_dir = self.strategy.broadcast(getattr(self, "run_dir", None))
             if self.cfg.resume:
-                checkpoints.resume(self)
+                saving.resume(self)
             self.log(f"run: {self.run_dir}")
             self.log(budget.describe_model(self.model, self.loss))
             self._data()
@@ -215,7 +213,7 @@ class Trainer:
             self.strategy.barrier()
             return summary
         except WriteError as exc:  # a full disk or a file-size limit: say what survived and how to go on
-            raise checkpoints.write_failed(self, exc) from exc
+            raise saving.write_failed(self, exc) from exc
         finally:
             if getattr(self, "run_lock", None) is not None:
                 self.run_lock.release()
@@ -240,7 +238,7 @@ class Trainer:
         except Diverged as exc:
             records.plots_so_far(self)
             what = exc if isinstance(exc, NonFiniteLoss) else f"training diverged in epoch {self.current_epoch}: {exc}"
-            raise DataError(f"{what}; stopped. {checkpoints.what_is_saved(self)} (try a lower --lr, --grad-clip, "
+            raise DataError(f"{what}; stopped. {saving.what_is_saved(self)} (try a lower --lr, --grad-clip, "
                             "or --amp off)") from None
         except KeyboardInterrupt:
             records.plots_so_far(self)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import distributed as D
-from ..errors import FacerecError
-from .strategy import SingleProcess
+from facerec.errors import FacerecError
+from facerec.trainer import distributed as D
+from facerec.trainer.strategy import SingleProcess
 
 
 class Joint(nn.Module):
@@ -58,7 +58,7 @@ class Distributed(SingleProcess):
             raise FacerecError(f"batch_classes (P={cfg.batch_classes}) must be at least the number of processes "
                                f"({world.size}): each rank takes P/N identities of every batch")
         if cfg.sync_bn:
-            from .. import sync_bn
+            from facerec.trainer import sync_bn
 
             model = sync_bn.convert(model, self._device).to(self._device, memory_format=torch.channels_last)
         self.sharded = bool(cfg.sharded_classifier)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import budget
-from ..errors import WriteError
-from ..fileio import atomic_path, write_text
-from ..metric_keys import VERSION as METRICS_VERSION
+from facerec.errors import WriteError
+from facerec.evaluation.metric_keys import VERSION as METRICS_VERSION
+from facerec.trainer import budget
+from facerec.util.fileio import atomic_path, write_text
 
 LOG = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def deployment(m: dict | None, scores: np.ndarray | None, val) -> dict:
     the validation EER threshold, those at FAR 1e-1/1e-2/1e-3, and the scores for any other FAR."""
     if not m or scores is None:
         return {}
-    from ..metric_keys import FARS, tar_key
+    from facerec.evaluation.metric_keys import FARS, tar_key
 
     return {"thresholds": {"eer": m["eer_threshold"], **{f: m[tar_key(f) + "_threshold"] for f in FARS}},
             "val_scores": {"scores": torch.as_tensor(scores, dtype=torch.float64),
@@ -114,7 +114,7 @@ def deployment(m: dict | None, scores: np.ndarray | None, val) -> dict:
 
 
 def write_scores(t, scores: np.ndarray) -> None:
-    from ..scores import write_scores
+    from facerec.evaluation.scores import write_scores
 
     v = t.data.val
     write_scores(t.run_dir / "scores.txt", scores, v.label_text, v.path1, v.path2, v.folds)
@@ -122,8 +122,8 @@ def write_scores(t, scores: np.ndarray) -> None:
 
 def plots(t):
     """curves.png of the finished epochs and roc_det.png of the best one's scores (returned, if any)."""
-    from ..plots import plot_curves, plot_roc_det
-    from ..scores import read_scores
+    from facerec.evaluation.plots import plot_curves, plot_roc_det
+    from facerec.evaluation.scores import read_scores
 
     if t.state.history:
         plot_curves(t.state.history, t.run_dir / "curves.png")
@@ -143,11 +143,11 @@ def finish(t) -> dict:
                **costs(t)}
     s = plots(t)
     if s is not None:
-        from ..metrics import compute_all
+        from facerec.evaluation.metrics import compute_all
 
         # A run resumed from a checkpoint of an older version has no metrics in `best`.
         summary["best_metrics"] = t.state.best.get("metrics") or compute_all(s.scores, s.labels, s.folds)
-    from ..metrics import jsonable
+    from facerec.evaluation.metrics import jsonable
 
     write_text(t.run_dir / "summary.json", json.dumps(jsonable(summary), indent=2))
     return summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import config as config_mod
+from facerec import config as config_mod
 
 
 def run(cfg: config_mod.TrainConfig, *, progress: bool = False, callbacks=()) -> dict:
@@ -15,13 +15,13 @@ def run(cfg: config_mod.TrainConfig, *, progress: bool = False, callbacks=()) ->
     if callbacks and (cfg.eval_only or cfg.folds):
         raise TypeError("callbacks apply to one training run, not to --eval-only or --folds")
     if cfg.eval_only:
-        from .eval_only import evaluate_only
+        from facerec.trainer.eval_only import evaluate_only
 
         return {"exit_code": evaluate_only(cfg)}
     if cfg.folds:
-        from ..cv import cross_validate
+        from facerec.experiments.cv import cross_validate
 
         return {"exit_code": cross_validate(cfg, progress=progress)}
-    from .loop import Trainer
+    from facerec.trainer.loop import Trainer
 
     return Trainer(cfg, progress=progress, callbacks=callbacks).fit()

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import config as config_mod
-from ..errors import DataError, FacerecError
-from ..fileio import write_text
-from ..locks import lock, new_folder
-from ..rundir import RUN_PRODUCTS
+from facerec import config as config_mod
+from facerec.errors import DataError, FacerecError
+from facerec.util.fileio import write_text
+from facerec.util.locks import lock, new_folder
+from facerec.util.rundir import RUN_PRODUCTS
 
 
 def seed_everything(seed: int) -> None:

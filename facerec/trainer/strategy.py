@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import distributed as D
+from facerec.trainer import distributed as D
 
 
 class SingleProcess:
@@ -73,7 +73,7 @@ class SingleProcess:
         return optimizer.state_dict()
 
     def load_loss_state(self, loss, state: dict, source: str) -> None:
-        from .. import checkpoint
+        from facerec import checkpoint
 
         checkpoint.load_model_weights(loss, state, source)
 
@@ -91,6 +91,6 @@ class SingleProcess:
 def for_world(cfg, world: D.World) -> SingleProcess:
     if not world.enabled:
         return SingleProcess(cfg, world)
-    from .parallel import Distributed
+    from facerec.trainer.parallel import Distributed
 
     return Distributed(cfg, world)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..metric_keys import upgrade_row
+from facerec.evaluation.metric_keys import upgrade_row
 
 
 def _no_best() -> dict:

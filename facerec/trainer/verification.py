@@ -8,11 +8,11 @@ import time
 import numpy as np
 import torch
 
-from ..data.stream import Batches, Plan, make_loader
-from ..data.transforms import BatchTransform
-from ..metric_keys import TAR_KEYS
-from . import data as prep
-from . import state
+from facerec.data.stream import Batches, Plan, make_loader
+from facerec.data.transforms import BatchTransform
+from facerec.evaluation.metric_keys import TAR_KEYS
+from facerec.trainer import prepare as prep
+from facerec.trainer import state
 
 
 class Verification:
@@ -42,8 +42,8 @@ class Verification:
 
     @torch.inference_mode()
     def validate(self, t) -> tuple[dict, np.ndarray]:
-        from ..evaluate import cosine_scores, embed_batches
-        from ..metrics import compute_all
+        from facerec.evaluation.metrics import compute_all
+        from facerec.evaluation.scoring import cosine_scores, embed_batches
 
         t.strategy.before_validation(t.model)
         lo, hi = t.strategy.validation_range(len(self.batches.faces))
