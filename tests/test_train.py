@@ -244,3 +244,20 @@ def test_bf16_autocast_on_cpu_runs_the_trunk_in_bf16(orl_lists, tmp_path):
     assert torch.isfinite(torch.tensor(loss_b)) and loss_b == pytest.approx(loss_f, rel=0.05)
     sd = torch.load(Path(summary["run_dir"]) / "last.pt", weights_only=True)["model"]["state_dict"]
     assert all(v.dtype in (torch.float32, torch.int64) for v in sd.values())
+
+
+def test_a_run_validates_its_config_once_and_again_only_when_it_changed(orl_lists, tmp_path, monkeypatch):
+    import facerec
+
+    calls = []
+    real = config.validate
+    monkeypatch.setattr(config, "validate", lambda cfg: (calls.append(1), real(cfg))[1])
+    cfg = small_cfg(orl_lists, tmp_path / "a", epochs=1, max_steps=1)
+    assert calls == [1] and config.is_valid(cfg)
+    facerec.train(cfg)
+    assert calls == [1]  # neither facerec.train nor the Trainer checked it again
+    cfg = small_cfg(orl_lists, tmp_path / "b", epochs=1, max_steps=1)
+    cfg.lr = -1.0  # changed by hand after it was checked
+    with pytest.raises(FacerecError, match=r"lr must be > 0, got -1\.0"):
+        Trainer(cfg, progress=False).fit()
+    assert not (tmp_path / "b").exists()

@@ -6,13 +6,22 @@ loss (`loss_options: {arcface.margin: 0.5, triplet.margin: 0.2}`), never one sha
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from pathlib import Path
 
 import yaml
 
-from facerec.config.fields import BUDGET_SCOPES, CHOICES, DEFAULT_PARAM_BUDGET, FIELDS, HELP, RUN_ONLY_KEYS, TrainConfig  # noqa: F401  (public: config.TrainConfig, config.HELP, ...)
+from facerec.config.fields import (  # noqa: F401  (public: config.TrainConfig, config.HELP, ...)
+    BUDGET_SCOPES,
+    CHOICES,
+    DEFAULT_PARAM_BUDGET,
+    FIELDS,
+    HELP,
+    RUN_ONLY_KEYS,
+    TrainConfig,
+)
 from facerec.config.presets import expand, preset_names, read_preset  # noqa: F401  (config.read_preset: public)
 from facerec.errors import FacerecError, nearest
 
@@ -116,6 +125,20 @@ def apply(cfg: TrainConfig, values: dict, where: str) -> TrainConfig:
     return cfg
 
 
+def _fingerprint(cfg: TrainConfig) -> str:
+    return json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+
+
+def is_valid(cfg: TrainConfig) -> bool:
+    """True when `validate` passed on this config and nothing changed since: a run checks it once."""
+    return getattr(cfg, "_valid", None) == _fingerprint(cfg)
+
+
+def ensure_valid(cfg: TrainConfig) -> None:
+    if not is_valid(cfg):
+        validate(cfg)
+
+
 def validate(cfg: TrainConfig) -> None:
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
@@ -135,6 +158,7 @@ def validate(cfg: TrainConfig) -> None:
         raise FacerecError(f"tag names a run directory: letters, digits, '.', '_', '+', '-' only, got {cfg.tag!r}")
     if cfg.folds == 1 or cfg.folds < 0:
         raise FacerecError(f"folds must be 0 (off) or >= 2, got {cfg.folds}")
+    cfg._valid = _fingerprint(cfg)
 
 
 def load(presets: list[str] = (), overrides: dict | None = None, unset: list[str] = ()) -> TrainConfig:

@@ -124,7 +124,7 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     from facerec.data.lists import load_train
     from facerec.evaluation import metrics
     from facerec.trainer import Trainer
-    from facerec.util.rundir import is_finished
+    from facerec.util.rundir import status
 
     fold_dir = out / f"fold{k:02d}"
     done = fold_dir / "fold.json"
@@ -136,9 +136,10 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     if earlier is not None:
         log.info("fold %d: scored with back-end %s earlier; rescoring with %s (no training)", k,
                  earlier.get("backend", "none"), backend)
-    if (fold_dir / "run" / "last.pt").is_file() and not is_finished(fold_dir / "run"):
+    run_status = status(fold_dir / "run")
+    if run_status == "resume":
         cfg.resume = str(fold_dir / "run")
-    if not is_finished(fold_dir / "run"):
+    if run_status != "done":
         _check_no_leak(cfg, pairs, k)
         Trainer(cfg, progress=progress).fit()
     train = load_train(cfg.train) if backend != "none" else None

@@ -57,7 +57,7 @@ def cross_validate(cfg, *, progress: bool = True, log=None) -> int:
     note = logging.getLogger("facerec.experiments.cv").warning if log is None else (lambda msg: log(f"note: {msg}"))
     log = log or logging.getLogger("facerec.experiments.cv").info
     from facerec.trainer import Trainer, default_lfw_lists, run_name
-    from facerec.util.rundir import is_finished
+    from facerec.util.rundir import status
 
     if cfg.train is None:
         default_lfw_lists(cfg)
@@ -79,9 +79,10 @@ def cross_validate(cfg, *, progress: bool = True, log=None) -> int:
     results = []
     for i, c in enumerate(folds, 1):
         fold_dir = Path(c.run_dir)
-        if not is_finished(fold_dir):
+        run_status = status(fold_dir)
+        if run_status != "done":
             log(f"fold {i}/{cfg.folds}: {load_train(c.train, check_files=False).num_classes} train identities")
-            if (fold_dir / "last.pt").is_file():
+            if run_status == "resume":
                 c.resume = str(fold_dir)
             Trainer(c, progress=progress, log=log).fit()
         summary = upgrade_summary(json.loads((fold_dir / "summary.json").read_text()))

@@ -15,15 +15,11 @@ from facerec.experiments.index import Index, row_from_run
 from facerec.experiments.jobs import Job, Scheduler, Slots, cpu_cores
 from facerec.experiments.plan import Run
 from facerec.util.fileio import write_text
-from facerec.util.rundir import is_finished
+from facerec.util.rundir import is_finished, status
 
 
 def state(run: Run) -> str:
-    if is_finished(run.run_dir):
-        return "done"
-    if (run.run_dir / "last.pt").is_file():
-        return "resume"
-    return "new"
+    return status(run.run_dir)
 
 
 def command(run: Run) -> list[str]:

@@ -56,6 +56,8 @@ class FreezeTrunk(Callback):
 class Records(Callback):
     """metrics.csv, TensorBoard and the epoch's log line (the main process only)."""
 
+    tb = None
+
     def on_fit_start(self, t) -> None:
         self.tb = records.tensorboard(t.run_dir)
 
@@ -63,7 +65,7 @@ class Records(Callback):
         records.log_epoch(t, row, self.tb)
 
     def on_fit_end(self, t) -> None:
-        if getattr(self, "tb", None) is not None:
+        if self.tb is not None:
             self.tb.close()
 
 

@@ -50,12 +50,24 @@ class Trainer:
         if not self.strategy.is_main:  # rank 0 speaks and writes for the job
             self.log = self.note = lambda *_a, **_k: None
         self.on_epoch, self.extra_callbacks = on_epoch, list(callbacks)
+        # Everything a Trainer holds, by the step that sets it.
+        # prepare(): the device and the checked data lists.
+        self.device = self.data = self.loss_probe = None
+        # build(): what trains and how.
+        self.pre = self.model = self.train_model = self.loss = self.sampler = None
+        self.optimizer = self.scheduler = self.scaler = self.amp_dtype = None
+        self.steps_per_epoch, self.state, self.callbacks = 0, TrainState(), []
+        # fit(): where the run writes, its batches, and its clock.
+        self.run_dir = self.run_lock = self.train_batches = self.verification = self.last_scores = None
+        self.train_workers, self.step_log, self.stop, self.train_emb_peak = 0, None, False, None
+        self.t_fit = self.t_start = self.first_step_seconds = None
+        self.seconds_before, self.current_epoch = 0.0, 0
 
     # --- setup ---------------------------------------------------------------------------
 
     def prepare(self) -> None:
         cfg = self.cfg
-        config_mod.validate(cfg)
+        config_mod.ensure_valid(cfg)  # a config from config.load was checked already
         budget.check_budget(cfg.model, budget=cfg.param_budget, scope=cfg.budget_scope, **model_kwargs(cfg))
         # Loss options, K and mixing are checked on a 2-class probe, before any data is read.
         self.loss_probe = prep.check_loss(cfg, self._loss_kwargs(num_classes=2))
@@ -202,7 +214,7 @@ class Trainer:
         if self.strategy.is_main:
             state.open_run_dir(self)
         try:
-            self.run_dir = self.strategy.broadcast(getattr(self, "run_dir", None))
+            self.run_dir = self.strategy.broadcast(self.run_dir)
             if self.cfg.resume:
                 saving.resume(self)
             self.log(f"run: {self.run_dir}")
@@ -215,7 +227,7 @@ class Trainer:
         except WriteError as exc:  # a full disk or a file-size limit: say what survived and how to go on
             raise saving.write_failed(self, exc) from exc
         finally:
-            if getattr(self, "run_lock", None) is not None:
+            if self.run_lock is not None:
                 self.run_lock.release()
 
     def _epochs(self) -> None:

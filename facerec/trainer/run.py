@@ -11,7 +11,8 @@ def run(cfg: config_mod.TrainConfig, *, progress: bool = False, callbacks=()) ->
     `callbacks` (trainer.Callback) join a training run's own."""
     if not isinstance(cfg, config_mod.TrainConfig):
         raise TypeError(f"expected a facerec.TrainConfig, got {type(cfg).__name__}")
-    cfg = config_mod.load([], cfg.to_dict())  # a config built by hand gets the CLI's coercion and validation
+    if not config_mod.is_valid(cfg):  # built or changed by hand: the CLI's coercion and checks
+        cfg = config_mod.load([], cfg.to_dict())
     if callbacks and (cfg.eval_only or cfg.folds):
         raise TypeError("callbacks apply to one training run, not to --eval-only or --folds")
     if cfg.eval_only:

@@ -113,9 +113,9 @@ def what_is_saved(t) -> str:
 
 def write_failed(t, exc: WriteError) -> DataError:
     """A file of the run could not be written: the error, then what survives and how to go on."""
-    run, st = getattr(t, "run_dir", None), getattr(t, "state", None)
-    if st is not None and st.saved_epoch and run is not None:
+    run, st = t.run_dir, t.state
+    if st.saved_epoch and run is not None:
         return DataError(f"{exc}. {what_is_saved(t)}: {exc.hint}, then `facerec train --resume {run}`")
-    best = st.saved_best if st is not None else 0
+    best = st.saved_best
     kept = f" (best.pt holds epoch {best})" if best else ""
     return DataError(f"{exc}. No epoch was saved to resume from{kept}: {exc.hint}, then start again")
