@@ -221,14 +221,14 @@ class FaceModel:
         none, they are removed (pass threshold= to verify). Other keywords: root, val_root, batch_size,
         workers, progress, and the back-end's options (d_pca, d_lda, iters, ...). Returns a summary:
         images, identities, validation pairs, their EER with cosine and with the back-end."""
-        from facerec.evaluation.backend import fit_model_backend
+        from facerec.inference.model_backend import fit_model_backend
 
         return fit_model_backend(self, images, kind, **kw)
 
     def save(self, path) -> None:
         """Write the checkpoint this model was loaded from, with its back-end, thresholds and validation
         scores (atomically); load it with `facerec.load`."""
-        from facerec.evaluation.backend import save_model
+        from facerec.inference.model_backend import save_model
 
         save_model(self, path)
 

@@ -212,7 +212,7 @@ class Trainer:
         self.build()
         saving.load_weights(self)
         if self.strategy.is_main:
-            state.open_run_dir(self)
+            self.run_dir, self.run_lock = state.open_run_dir(self.cfg, self.device)
         try:
             self.run_dir = self.strategy.broadcast(self.run_dir)
             if self.cfg.resume:

@@ -72,36 +72,41 @@ def environment(dev: torch.device) -> dict:
 RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")
 
 
-def open_run_dir(t) -> Path:
-    cfg = t.cfg
+def open_run_dir(cfg, device):
+    """(run directory, its lock): created or reused as --resume/--run-dir/--out say, with config.yaml
+    and env.json written; the lock is held until the run ends, so a second trainer (or resume) of this
+    folder is refused, naming this one."""
     if cfg.resume:
-        t.run_dir = Path(cfg.resume)
-        if t.run_dir.is_file():
-            t.run_dir = t.run_dir.parent
+        run_dir = Path(cfg.resume)
+        if run_dir.is_file():
+            run_dir = run_dir.parent
     elif cfg.run_dir:
-        t.run_dir = Path(cfg.run_dir)
+        run_dir = Path(cfg.run_dir)
     else:  # created exclusively: seeds launched in the same second get folders of their own
         try:
-            t.run_dir = new_folder(cfg.out, run_name(cfg))
+            run_dir = new_folder(cfg.out, run_name(cfg))
         except OSError as exc:
             raise DataError(f"cannot create a run directory in {cfg.out} ({exc.strerror or exc})") from None
     try:
-        t.run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot write the run directory {t.run_dir} ({exc.strerror or exc})") from None
-    # Held until the process ends: a second trainer (or resume) of this folder is refused, naming this one.
-    t.run_lock = lock(t.run_dir)
-    if not cfg.resume:
-        done = [n for n in RUN_PRODUCTS if (t.run_dir / n).exists()]
-        if done:
-            raise FacerecError(f"{t.run_dir} already holds a run ({', '.join(done)}): `--resume {t.run_dir}` "
-                               "continues it; choose another --run-dir (or --tag) to start afresh")
+        raise DataError(f"cannot write the run directory {run_dir} ({exc.strerror or exc})") from None
+    run_lock = lock(run_dir)
     try:
-        write_text(t.run_dir / "config.yaml", config_mod.dump(cfg))
-        write_text(t.run_dir / "env.json", json.dumps(environment(t.device), indent=2))
-    except OSError as exc:
-        raise DataError(f"cannot write the run directory {t.run_dir} ({exc.strerror or exc})") from None
-    return t.run_dir
+        if not cfg.resume:
+            done = [n for n in RUN_PRODUCTS if (run_dir / n).exists()]
+            if done:
+                raise FacerecError(f"{run_dir} already holds a run ({', '.join(done)}): `--resume {run_dir}` "
+                                   "continues it; choose another --run-dir (or --tag) to start afresh")
+        try:
+            write_text(run_dir / "config.yaml", config_mod.dump(cfg))
+            write_text(run_dir / "env.json", json.dumps(environment(device), indent=2))
+        except OSError as exc:
+            raise DataError(f"cannot write the run directory {run_dir} ({exc.strerror or exc})") from None
+    except BaseException:
+        run_lock.release()
+        raise
+    return run_dir, run_lock
 
 
 class Diverged(RuntimeError):

@@ -32,6 +32,13 @@ class TrainState:
         self.stale += interval
         return False
 
+    def embeddings_collapsed(self, collapsed: bool, *, final: bool) -> bool:
+        """Count a validation whose embeddings were (or were not) one point; True when the run must
+        stop: a collapse that lasts two validations, or one of the run's final model."""
+        stop = collapsed and (self.collapsed or final)
+        self.collapsed = collapsed
+        return stop
+
     def out_of_patience(self, patience: int) -> bool:
         return bool(patience) and self.stale >= patience
 

@@ -53,16 +53,16 @@ class Verification:
         emb = embed_batches(t.model, (norm(x.to(t.device, non_blocking=True)) for x in loader),
                             device=t.device, tta=t.cfg.tta)
         emb = t.strategy.gather_embeddings(emb, t.device)
+        final = t.state.epoch >= t.cfg.epochs
         try:
             state.check_embeddings(emb, "validation")
-            t.state.collapsed = False
+            t.state.embeddings_collapsed(False, final=final)
         except state.Collapsed as exc:
             # A short early epoch can leave BatchNorm's running statistics so far off that every face
             # maps to one point, and the next epoch recovers; a collapse that lasts, or the run's
             # final model, stops the run.
-            if t.state.collapsed or t.state.epoch >= t.cfg.epochs:
+            if t.state.embeddings_collapsed(True, final=final):
                 raise
-            t.state.collapsed = True
             t.note(f"{exc} after epoch {t.state.epoch}; training goes on, and stops if the next validation "
                    "is collapsed too")
         scores = cosine_scores(emb, self.i1, self.i2)
