@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from benchlog import append, median_seconds  # noqa: E402
 
-from facerec.data.transforms import Preprocess, load_face, load_faces  # noqa: E402
+from facerec.data.decode import load_face, load_faces  # noqa: E402
+from facerec.data.transforms import Preprocess  # noqa: E402
 
 
 def pil_face(path: str, pre: Preprocess) -> torch.Tensor:

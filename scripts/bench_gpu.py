@@ -70,7 +70,8 @@ def compute_only(args) -> float:
 
 
 def decode_rate(images: Path, args) -> float:
-    from facerec.data.transforms import Preprocess, load_faces
+    from facerec.data.decode import load_faces
+    from facerec.data.transforms import Preprocess
 
     torch.set_num_threads(1)
     paths = sorted(str(Path(d) / f) for d, _, fs in os.walk(images) for f in fs if f.lower().endswith(".jpg"))[:512]

@@ -39,7 +39,7 @@ class PerImage(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i):
-        from facerec.data.transforms import load_face
+        from facerec.data.decode import load_face
 
         return self.t(load_face(self.paths[i], self.pre)), int(self.labels[i])
 

@@ -23,8 +23,9 @@ from PIL import Image
 
 from facerec.cli import main
 from facerec.data import leakage
+from facerec.data.decode import MIN_SIDE, geometry_note, load_faces, to_rgb
 from facerec.data.lists import read_pairs, read_train_list, scan_identity_folder, write_train_list
-from facerec.data.transforms import MIN_SIDE, Preprocess, crop_resize, geometry_note, load_faces, to_rgb
+from facerec.data.transforms import Preprocess, crop_resize
 from facerec.errors import DataError
 
 TINY = ["--model", "resnet18", "--input-size", "32", "--embedding-dim", "32", "--batch-classes", "10",

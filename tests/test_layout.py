@@ -39,3 +39,12 @@ def test_the_top_level_is_subpackages_and_a_few_modules():
     assert top == ["__init__", "__main__", "checkpoint", "cli", "errors"]
     assert not any((ROOT / "facerec" / f"{name.split('.')[1]}.py").exists() for name in facerec.MOVED
                    if name.count(".") == 1)
+
+
+def test_image_decoding_names_still_resolve_from_transforms():
+    from facerec.data import decode, transforms
+
+    with pytest.warns(DeprecationWarning, match="moved to facerec.data.decode"):
+        assert transforms.load_faces is decode.load_faces
+    with pytest.raises(AttributeError):
+        transforms.no_such_name  # noqa: B018

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facerec.data.transforms import DECODE_VERSION, Preprocess, load_face
+from facerec.data.decode import DECODE_VERSION, load_face
+from facerec.data.transforms import Preprocess
 from facerec.util.fileio import atomic_path
 from facerec.util.progress import progress as progress_of
 

@@ -7,7 +7,8 @@ import os
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facerec.data.transforms import Preprocess, load_face
+from facerec.data.decode import load_face
+from facerec.data.transforms import Preprocess
 
 
 class FaceImages(Dataset):

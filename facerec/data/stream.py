@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from facerec.data.transforms import BatchTransform, Preprocess, load_faces
+from facerec.data.decode import load_faces
+from facerec.data.transforms import BatchTransform, Preprocess
 
 
 def step_generator(seed: int, epoch: int, step: int, stream: int = 0) -> torch.Generator:

@@ -95,7 +95,7 @@ class FaceModel:
               progress: bool | None = None, notes: bool = True) -> np.ndarray:
         """(N, D) float32 L2-normalised embeddings. `tta` (default: as the run used it) adds each
         image's mirror embedding before normalising. `notes`: log one note about images smaller than
-        `transforms.MIN_SIDE` px or in unusual modes (16-bit, CMYK, palette, alpha), from their headers."""
+        `decode.MIN_SIDE` px or in unusual modes (16-bit, CMYK, palette, alpha), from their headers."""
         items = image_io.expand(images)
         if notes:
             image_io.note_images(items, self.pre)

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from facerec.data.decode import image_header, image_notes, load_faces, to_rgb
 from facerec.data.listfile import IMAGE_EXTS
-from facerec.data.transforms import Preprocess, crop_resize, image_header, image_notes, load_faces, to_rgb
+from facerec.data.transforms import Preprocess, crop_resize
 from facerec.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -162,14 +163,14 @@ def decode_bytes(data: bytes, name: str = "<bytes>") -> np.ndarray:
     `to_rgb`; so bytes sent over a network embed exactly as the same file read from disk."""
     import io
 
-    from facerec.data import transforms as T
+    from facerec.data import decode as dec
 
     img = None
-    if T.decode_jpeg is not None and data[:2] == b"\xff\xd8" and T.jpeg_components(data) in (1, 3):
+    if dec.decode_jpeg is not None and data[:2] == b"\xff\xd8" and dec.jpeg_components(data) in (1, 3):
         buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        if T._has_jpeg_end(buf):
+        if dec._has_jpeg_end(buf):
             try:
-                img = T.decode_jpeg(buf, mode=T.ImageReadMode.RGB)
+                img = dec.decode_jpeg(buf, mode=dec.ImageReadMode.RGB)
             except RuntimeError:  # refused by libjpeg-turbo: PIL below names the fault
                 img = None
     if img is None:

@@ -103,7 +103,7 @@ async def faces(uploads, field: str, limits: Limits) -> list[Face]:
 
 def thumbnail(data: bytes, side: int = 112) -> bytes:
     """A JPEG of at most side x side px of a stored (already checked) image."""
-    from facerec.data.transforms import to_rgb
+    from facerec.data.decode import to_rgb
 
     with Image.open(io.BytesIO(data)) as img:
         rgb = Image.fromarray(to_rgb(img).permute(1, 2, 0).numpy())

@@ -16,8 +16,9 @@ import time
 import torch
 
 from facerec import config as config_mod
+from facerec.data.decode import geometry_note
 from facerec.data.stream import Batches, Plan, make_loader, step_generator
-from facerec.data.transforms import BatchTransform, geometry_note
+from facerec.data.transforms import BatchTransform
 from facerec.errors import DataError, FacerecError, WriteError
 from facerec.trainer import budget, hooks, records, saving, state
 from facerec.trainer import callbacks as cb
