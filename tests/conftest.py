@@ -62,3 +62,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def orl_lists(tmp_path_factory, orl_dir) -> Path:
+    """ORL's train list and validation pairs, written once by `facerec lists orl` (tests only read them)."""
+    from facerec.cli import main
+
+    out = tmp_path_factory.mktemp("orl_lists")
+    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
+    return out

@@ -13,17 +13,9 @@ import torch
 
 import facerec
 from facerec import config
-from facerec.cli import main
 from facerec.trainer import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    out = tmp_path_factory.mktemp("orl_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
 
 
 def cfg_of(orl_lists, out, **kw):

@@ -183,15 +183,6 @@ def _steps(run_dir) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(fh)]
 
 
-@pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    from facerec.cli import main
-
-    out = tmp_path_factory.mktemp("ddp_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
-
-
 @pytest.mark.parametrize("loss", ["softmax", "arcface"])
 def test_two_processes_take_the_same_steps_as_one(orl_lists, tmp_path, loss):
     common = ["--loss", loss, "--sync-bn", "--epochs", "1", "--max-steps", "3", "--lr", "0.001"]

@@ -28,13 +28,6 @@ TINY = ["--model", "resnet18", "--input-size", "32", "--embedding-dim", "32", "-
 
 
 @pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    out = tmp_path_factory.mktemp("faults_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, orl_lists):
     run = tmp_path_factory.mktemp("faults_run") / "run"
     assert main(["train", *TINY, "--epochs", "2", "--train", str(orl_lists / "orl_train.txt"),

@@ -53,13 +53,6 @@ def people(tmp_path: Path, orl_dir: Path, names=("s1", "s2", "s3", "s4"), sub: s
 
 
 @pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    out = tmp_path_factory.mktemp("inputs_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, orl_lists):
     run = tmp_path_factory.mktemp("inputs_run") / "run"
     assert main(["train", *TINY, "--train", str(orl_lists / "orl_train.txt"), "--val",

@@ -21,13 +21,6 @@ def _sub(name: str) -> argparse.ArgumentParser:
     return sub.choices[name]
 
 
-@pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    out = tmp_path_factory.mktemp("newcomer_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
-
-
 def test_a_face_trainer_command_line_validates_every_test_interval(tmp_path, orl_dir, orl_lists, capsys):
     train = tmp_path / "train1"  # face_trainer: identity folders, and a val list relative to --test_path
     for ident in {line.split()[0] for line in (orl_lists / "orl_train.txt").read_text().splitlines()[1:]}:

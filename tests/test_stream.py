@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from facerec import config
-from facerec.cli import main
 from facerec.data import cache as store_cache
 from facerec.data.lists import load_train
 from facerec.data.sampling import PKSampler
@@ -78,13 +76,6 @@ def test_auto_keeps_the_store_only_within_budget():
     mode, why = store_cache.choose("auto", 1_000_000, pre, budget_mb=2048)
     assert mode == "off" and "46875 MB" in why and "2048 MB" in why
     assert store_cache.choose("disk", 10, pre, budget_mb=0)[0] == "disk"
-
-
-@pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    out = tmp_path_factory.mktemp("orl_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
 
 
 def _metrics(run_dir: Path) -> list[list[str]]:

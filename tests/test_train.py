@@ -24,13 +24,6 @@ SMALL = {"model": "resnet18", "input_size": 32, "embedding_dim": 64, "batch_clas
          "lr": 0.002, "workers": 0, "seed": 7}
 
 
-@pytest.fixture(scope="module")
-def orl_lists(tmp_path_factory, orl_dir):
-    out = tmp_path_factory.mktemp("orl_lists")
-    assert main(["lists", "orl", "--data-root", str(orl_dir.parent), "--out", str(out)]) == 0
-    return out
-
-
 def small_cfg(orl_lists, out, **kw):
     values = {**SMALL, "train": str(orl_lists / "orl_train.txt"), "val": str(orl_lists / "orl_val_pairs.csv"),
               "out": str(out), "epochs": 2, **kw}
