@@ -43,10 +43,8 @@ class CurricularFace(NormalizedClassifierLoss):
         with torch.autocast(embeddings.device.type, enabled=False):
             cos = self.cosine(embeddings)
             cos_y = cos.gather(1, labels[:, None])
-            a = self.angular
-            sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp(min=1e-7))
-            cos_ym = cos_y * a.cos_m - sin_y * a.sin_m  # cos(theta_y + m), before the fallback
-            target = a(cos_y)
+            cos_ym = self.angular.rotated(cos_y)  # cos(theta_y + m): hard negatives are measured against it
+            target = self.angular.continued(cos_y, cos_ym)
             if self.training:
                 with torch.no_grad():
                     self.t.copy_(cos_y.mean() * self.momentum + (1 - self.momentum) * self.t)

@@ -47,8 +47,15 @@ class AngularMargin:
         self.mm = math.sin(math.pi - m) * m
 
     def __call__(self, cos_y: torch.Tensor) -> torch.Tensor:
+        return self.continued(cos_y, self.rotated(cos_y))
+
+    def rotated(self, cos_y: torch.Tensor) -> torch.Tensor:
+        """cos(theta + m) everywhere, before the continuation."""
         sin_y = torch.sqrt((1.0 - cos_y * cos_y).clamp(min=1e-7))  # clamped: finite gradient at cos = +-1
-        phi = cos_y * self.cos_m - sin_y * self.sin_m
+        return cos_y * self.cos_m - sin_y * self.sin_m
+
+    def continued(self, cos_y: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        """`phi` = cos(theta + m) where it applies, the continuation elsewhere."""
         if self.easy_margin:
             return torch.where(cos_y > 0, phi, cos_y)
         return torch.where(cos_y > self.th, phi, cos_y - self.mm)
