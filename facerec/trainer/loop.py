@@ -5,7 +5,7 @@ strategy's business (strategy.py).
 Order of work (nothing heavy before the cheap checks pass):
   config validated -> parameter budget -> train list / val pairs validated -> leakage check
   -> run directory -> decoded store or streamed files -> model, loss, optimiser -> epochs.
-Run state and signals live in `state`, data preparation in `data`, what a run writes in `records`.
+Run state and signals live in `state`, data preparation in `prepare`, what a run writes in `records`.
 """
 
 from __future__ import annotations
@@ -105,8 +105,6 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)  # None: full precision
-        self.state = TrainState()
-        self.step_log, self.stop = None, False
         faults = hooks.current()  # tests only: None in normal use
         self.callbacks = [*cb.defaults(self, self.on_epoch), *([faults] if faults else []), *self.extra_callbacks]
 
@@ -208,7 +206,6 @@ class Trainer:
 
     def fit(self) -> dict:
         self.t_fit = time.perf_counter()
-        self.first_step_seconds = None
         self.prepare()
         self.build()
         saving.load_weights(self)
@@ -235,15 +232,14 @@ class Trainer:
         """The epochs from the current one to --epochs (or an early stop); a stop says what is saved."""
         self.step_log = [] if self.cfg.log_steps else None
         self.strategy.wrap(self.train_model, self.loss)
-        self.last_scores = None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self.t_start = time.perf_counter()
         self.seconds_before = sum(r.get("seconds", 0.0) for r in self.state.history)
-        restore = state.stop_signals_as_interrupt()
         self.current_epoch = self.state.epoch + 1
         for c in self.callbacks:
             c.on_fit_start(self)
+        restore = state.stop_signals_as_interrupt()
         try:
             while self.state.epoch < self.cfg.epochs and not self.stop:
                 self.current_epoch = self.state.epoch + 1

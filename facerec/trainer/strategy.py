@@ -17,7 +17,7 @@ class SingleProcess:
     """One process trains the model and loss as they were built."""
 
     def __init__(self, cfg, world: D.World | None = None):
-        self.cfg, self.world = cfg, world or D.World()
+        self.cfg, self.world = cfg, world or D.SINGLE
 
     @property
     def is_main(self) -> bool:
