@@ -187,3 +187,83 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
     cmd = commands[0]
     assert cmd[cmd.index("--backend") + 1] == "lda" and "--no-summary" in cmd and cmd[cmd.index("--folds") + 1] == "3"
     assert ckpt.stat().st_mtime_ns == ckpt_stamp and len(embedded) == 1
+
+
+
+def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, data_root_lfw, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    import facerec.experiments.jobs
+    import facerec.trainer
+
+    lists, trained, _ = view2_fold3
+    monkeypatch.setenv("FACEREC_LISTS", str(lists))
+    out = tmp_path / "v2"
+    shutil.copytree(trained / "fold03", out / "fold03")
+    argv = _argv(out, data_root_lfw)
+    mirrored_run = json.loads((out / "fold03" / "fold.json").read_text())
+    assert mirrored_run["tta"] is True  # the demo recipe's own tta key
+
+    # By hand from the network: with TTA an image's embedding is the normalised sum of the raw
+    # embeddings of its preprocessed tensor and that tensor mirrored left-right.
+    m = facerec.load(mirrored_run["run_dir"] + "/last.pt", device="cpu")
+    test = read_pairs(lists / "lfw" / "view2_pairs.csv").subset_folds([3])
+    flat = [str(test.root / p) for pair in zip(test.path1[:12], test.path2[:12]) for p in pair]
+    x = m.preprocess(flat)
+    m.net.eval()
+    with torch.no_grad():
+        own, mirror = m.net(x).double().numpy(), m.net(x.flip(-1)).double().numpy()
+
+    def cosines(e):
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        return (e[0::2] * e[1::2]).sum(1).tolist()
+
+    assert mirrored_run["scores"][:12] == pytest.approx(cosines(own + mirror), abs=1e-4)
+    assert mirrored_run["scores"][:12] != pytest.approx(cosines(own), abs=1e-4)
+
+    def no_training(self, *a, **kw):
+        raise AssertionError("a finished fold was retrained")
+
+    monkeypatch.setattr(facerec.trainer.Trainer, "fit", no_training)
+    assert main(argv + ["--no-tta"]) == 0
+    fold = json.loads((out / "fold03" / "fold.json").read_text())
+    bench = json.loads((out / "benchmark.json").read_text())
+    assert fold["tta"] is False and bench["tta"] is False and fold["labels"] == mirrored_run["labels"]
+    assert "Test-time augmentation: **off**" in (out / "benchmark.md").read_text()
+    assert fold["scores"][:12] == pytest.approx(cosines(own), abs=1e-4)
+
+    # Asked again: reused. --jobs hands the choice to each fold's process; --tta goes back.
+    stamp = (out / "fold03" / "fold.json").stat().st_mtime_ns
+    assert main(argv + ["--no-tta"]) == 0 and (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
+    commands = []
+
+    class Recorder:
+        def __init__(self, slots, on_done, progress):
+            self.on_done = on_done
+
+        def run(self, jobs):
+            for job in jobs:
+                commands.append(job.command("cpu", None))
+                self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
+
+    monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
+    assert main(argv + ["--no-tta", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
+    assert main(argv + ["--jobs", "1", "--devices", "cpu"]) == 1 and "--tta" in commands[0]
+    assert main(argv + ["--tta"]) == 0
+    again = json.loads((out / "fold03" / "fold.json").read_text())
+    assert again["scores"] == pytest.approx(mirrored_run["scores"], abs=1e-5)
+
+
+def test_a_record_without_a_tta_field_reads_its_runs_config(tmp_path):
+    from facerec.experiments.benchmark_lfw import fold_done
+
+    for k, saved in ((1, "tta: true\n"), (2, "tta: false\n"), (3, None)):
+        (tmp_path / f"fold{k:02d}" / "run").mkdir(parents=True)
+        (tmp_path / f"fold{k:02d}" / "fold.json").write_text(json.dumps({"fold": k, "accuracy": 50.0}))
+        if saved:
+            (tmp_path / f"fold{k:02d}" / "run" / "config.yaml").write_text(saved)
+    assert fold_done(1, tmp_path)["tta"] is True and fold_done(1, tmp_path, "none", True) is not None
+    assert fold_done(1, tmp_path, "none", False) is None and fold_done(1, tmp_path, "plda", True) is None
+    assert fold_done(2, tmp_path)["tta"] is False and fold_done(3, tmp_path)["tta"] is False

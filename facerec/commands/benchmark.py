@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from facerec.commands.common import add_data_root, add_progress, progress_on
 from facerec.commands.experiment import add_jobs
 
@@ -24,6 +26,10 @@ def add_parser(sub) -> None:
                         "fit per fold on the embeddings of that fold's training people only (same last.pt, "
                         "preprocessing and TTA); the threshold is still chosen on the other nine folds' pairs. "
                         "Folds scored with another back-end are rescored without retraining (default: none)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="score with mirror test-time augmentation (each image's embedding adds its mirror's), "
+                        "or not; a scoring choice only: folds scored the other way are rescored without "
+                        "retraining (default: the recipe's tta key)")
     add_data_root(p)
     add_jobs(p)
     p.add_argument("--no-summary", dest="summary", action="store_false",
@@ -49,17 +55,18 @@ def run(args) -> int:
     out = Path(args.out or f"runs/lfw-view2-{'+'.join(Path(p).stem for p in presets)}")
     pairs_path, train_dir = lists(cfg)
     fold_cfgs = {k: fold_config(k, cfg, train_dir, out) for k in folds}  # a changed recipe fails before any work
+    tta = bool(cfg.tta) if args.tta is None else args.tta
     out.mkdir(parents=True, exist_ok=True)
     held = lock(out, "results folder") if args.summary else None  # a --jobs process runs under its parent's lock
     try:
         slots = slots_for(args.jobs, args.devices, list(fold_cfgs.values()), len(folds), args.threads_per_job)
         if slots is not None:
-            failed = _run_jobs(args, folds, out, slots)
+            failed = _run_jobs(args, folds, out, slots, tta)
             if failed:
                 print(f"{len(failed)} fold(s) failed: {', '.join(map(str, failed))}; see their log.txt")
                 return 1
         pairs = read_pairs(pairs_path)
-        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None, args.backend)
+        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None, args.backend, tta)
                    for k in folds]
         if not args.summary:
             return 0
@@ -68,12 +75,12 @@ def run(args) -> int:
         if held is not None:
             held.release()
     sem = f"{s['accuracy_sem']:.2f}" if len(folds) > 1 else "n/a (1 fold)"
-    print(f"LFW View 2, {len(folds)} fold(s): accuracy {s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
+    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}: accuracy {s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
           f"EER {s['pooled']['eer']:.2f}%, AUC {s['pooled']['auc']:.4f} | {out / 'benchmark.md'}")
     return 0
 
 
-def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
+def _run_jobs(args, folds: list[int], out, slots, tta: bool) -> list[int]:
     """Each unfinished fold in a process of its own (`--no-summary`), `slots` at a time; the folds
     that failed."""
     import sys
@@ -82,7 +89,7 @@ def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
     from facerec.experiments.jobs import Job, Scheduler
 
     base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress",
-            "--backend", args.backend]
+            "--backend", args.backend, "--tta" if tta else "--no-tta"]
     base += [a for p in args.preset for a in ("--preset", p)] + [a for kv in args.set for a in ("--set", kv)]
     if args.data_root:
         base += ["--data-root", args.data_root]
@@ -96,14 +103,14 @@ def _run_jobs(args, folds: list[int], out, slots) -> list[int]:
         return build
 
     jobs = [Job(f"fold {k}", command(k), out / f"fold{k:02d}" / "log.txt") for k in folds
-            if fold_done(k, out, args.backend) is None]
+            if fold_done(k, out, args.backend, tta) is None]
     if slots.how:
         print(slots.how)
     failed = []
 
     def on_done(job, outcome) -> None:
         if outcome.rc == 0:
-            acc = fold_done(int(job.key.split()[1]), out, args.backend)["accuracy"]
+            acc = fold_done(int(job.key.split()[1]), out, args.backend, tta)["accuracy"]
             print(f"{job.key}: accuracy {acc:.2f}% ({outcome.seconds:.0f}s, {outcome.device})")
         else:
             failed.append(int(job.key.split()[1]))

@@ -21,6 +21,10 @@ folds' people, so the threshold is tuned on scores of seen identities (a PLDA lo
 runs higher for them): a threshold shifted this way can cost test-fold accuracy, never inflate it,
 since nothing of the test fold chose it. Back-end scores are on their own scale (a cosine for lda, a log-likelihood ratio for plda), one fit per fold. A fold scored
 with another back-end is rescored from its saved last.pt (no training); fold.json names the back-end.
+
+Mirror test-time augmentation (`tta`: each image's embedding adds its horizontal mirror's) is a
+scoring choice too: it defaults to the recipe's `tta` key, can be switched per benchmark run, and a
+fold scored the other way is rescored from its last.pt, like a back-end change.
 """
 
 from __future__ import annotations
@@ -65,13 +69,16 @@ def lists(cfg) -> tuple[Path, Path]:
     return d / "view2_pairs.csv", d
 
 
-def fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", train=None) -> np.ndarray:
+def fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", train=None,
+                tta: bool | None = None) -> np.ndarray:
     """All pairs' scores by the fold's last.pt: the cosine (backend="none"), else the back-end fit on
-    `train` (the fold's TrainList: its training people only) and scoring the pairs."""
-    return _fold_scores(run_dir, pairs, progress, backend, train)[0]
+    `train` (the fold's TrainList: its training people only) and scoring the pairs. `tta`: every
+    image's embedding adds its mirror's (None: as the run used it)."""
+    return _fold_scores(run_dir, pairs, progress, backend, train, tta)[0]
 
 
-def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", train=None) -> tuple[np.ndarray, dict]:
+def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", train=None,
+                 tta: bool | None = None) -> tuple[np.ndarray, dict]:
     """(scores of all pairs, the back-end's fit info: {} for the cosine)."""
     import os
 
@@ -84,7 +91,7 @@ def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", tr
     uniq, i1, i2 = pairs.unique_paths()
     pair_paths = [os.path.normpath(os.path.join(str(pairs.root), p)) for p in uniq]
     if backend == "none":
-        e = m.embed(pair_paths, progress=progress)
+        e = m.embed(pair_paths, tta, progress=progress)
         return (e[i1] * e[i2]).sum(1).astype(np.float64), {}
     if train is None:
         raise FacerecError(f"back-end {backend}: needs the fold's training list to fit on")
@@ -92,7 +99,7 @@ def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", tr
     index: dict[str, int] = {}
     for p in pair_paths + [os.path.normpath(p) for p in train.abspaths()]:
         index.setdefault(p, len(index))
-    e = m.embed(list(index), progress=progress)
+    e = m.embed(list(index), tta, progress=progress)
     fit_rows = np.array([index[os.path.normpath(p)] for p in train.abspaths()], dtype=np.int64)
     fitted = backends.fit_backend(e[fit_rows], train.labels, backend)
     return fitted.score(e[i1], e[i2]), {k: fitted.info[k] for k in ("images", "identities", "dim")}
@@ -110,17 +117,28 @@ def fold_config(k: int, base_cfg, train_dir: Path, out: Path):
     return cfg
 
 
-def fold_done(k: int, out: Path, backend: str | None = None) -> dict | None:
-    """Fold k's finished record; with `backend`, only if it was scored by that back-end (a record
-    without one predates back-ends: the cosine)."""
+def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = None) -> dict | None:
+    """Fold k's finished record; with `backend` (and `tta`), only if it was scored that way. A record
+    without them predates the choice: it was scored with the cosine, and with TTA as its run's
+    config.yaml says."""
     done = out / f"fold{k:02d}" / "fold.json"
     if not done.is_file():
         return None
     result = json.loads(done.read_text())
-    return result if backend is None or result.get("backend", "none") == backend else None
+    if "tta" not in result:
+        import yaml
+
+        saved = out / f"fold{k:02d}" / "run" / "config.yaml"
+        result["tta"] = bool((yaml.safe_load(saved.read_text()) or {}).get("tta")) if saved.is_file() else False
+    if backend is not None and result.get("backend", "none") != backend:
+        return None
+    return result if tta is None or result["tta"] == tta else None
 
 
-def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool, backend: str = "none") -> dict:
+def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool, backend: str = "none",
+             tta: bool | None = None) -> dict:
+    """Fold k trained (or reused) and scored with `backend`; `tta` (None: the recipe's own `tta`)
+    adds each image's mirror embedding at scoring time only, so it never retrains a fold."""
     from facerec.data.lists import load_train
     from facerec.evaluation import metrics
     from facerec.trainer import Trainer
@@ -129,13 +147,15 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     fold_dir = out / f"fold{k:02d}"
     done = fold_dir / "fold.json"
     cfg = fold_config(k, base_cfg, train_dir, out)
-    earlier = fold_done(k, out)
-    if earlier is not None and earlier.get("backend", "none") == backend:
+    tta = bool(cfg.tta) if tta is None else bool(tta)
+    if fold_done(k, out, backend, tta) is not None:
         log.info("fold %d: finished earlier (%s)", k, done)
-        return earlier
+        return fold_done(k, out)
+    earlier = fold_done(k, out)
     if earlier is not None:
-        log.info("fold %d: scored with back-end %s earlier; rescoring with %s (no training)", k,
-                 earlier.get("backend", "none"), backend)
+        log.info("fold %d: scored with back-end %s, TTA %s earlier; rescoring with %s, TTA %s (no training)", k,
+                 earlier.get("backend", "none"), "on" if earlier.get("tta") else "off", backend,
+                 "on" if tta else "off")
     run_status = status(fold_dir / "run")
     if run_status == "resume":
         cfg.resume = str(fold_dir / "run")
@@ -143,17 +163,17 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
         _check_no_leak(cfg, pairs, k)
         Trainer(cfg, progress=progress).fit()
     train = load_train(cfg.train) if backend != "none" else None
-    s, fit_info = _fold_scores(fold_dir / "run", pairs, progress, backend, train)
+    s, fit_info = _fold_scores(fold_dir / "run", pairs, progress, backend, train, tta)
     test, rest = pairs.folds == k, pairs.folds != k
     _, thr = metrics.best_accuracy(s[rest], pairs.labels[rest])
     acc = float(np.mean((s[test] >= thr) == (pairs.labels[test] == 1)) * 100)
     result = {"fold": k, "accuracy": acc, "threshold": thr, "test_pairs": int(test.sum()),
-              "run_dir": str(fold_dir / "run"), "backend": backend,
+              "run_dir": str(fold_dir / "run"), "backend": backend, "tta": tta,
               **({"backend_fit": {"train": str(cfg.train), **fit_info}} if fit_info else {}),
               "scores": s[test].tolist(), "labels": pairs.labels[test].tolist()}
     write_text(done, json.dumps(result))
-    log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s; chosen on the other folds' pairs)", k, acc,
-             thr, backend)
+    log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s, TTA %s; chosen on the other folds' pairs)",
+             k, acc, thr, backend, "on" if tta else "off")
     return result
 
 
@@ -178,18 +198,24 @@ def summarize(results: list[dict], out: Path) -> dict:
     plots.plot_roc_det({"LFW View 2 (pooled test folds)": (scores, labels)}, out / "roc_det.png")
     kinds = sorted({r.get("backend", "none") for r in results})
     backend = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds)
-    summary = {"folds": [r["fold"] for r in results], "backend": backend, "accuracy_mean": float(acc.mean()),
+    ttas = {bool(r.get("tta", False)) for r in results}
+    tta = ttas.pop() if len(ttas) == 1 else "mixed"
+    summary = {"folds": [r["fold"] for r in results], "backend": backend, "tta": tta,
+               "accuracy_mean": float(acc.mean()),
                "accuracy_sem": sem,
                "per_fold": [{**{k: r[k] for k in ("fold", "accuracy", "threshold", "run_dir")},
-                             "backend": r.get("backend", "none")} for r in results],
+                             "backend": r.get("backend", "none"), "tta": bool(r.get("tta", False))}
+                            for r in results],
                "pooled": metrics.jsonable(pooled), "plot": str(out / "roc_det.png")}
     write_text(out / "benchmark.json", json.dumps(summary, indent=2))
     rows = "\n".join(f"| {r['fold']} | {r['accuracy']:.2f} | {r['threshold']:.4f} |" for r in results)
     spread = f"{sem:.2f}" if len(acc) > 1 else "n/a (1 fold)"
     scale = {"none": "cosine", "lda": "cosine after LDA", "plda": "PLDA log-likelihood ratio"}.get(backend, backend)
+    mirror = {True: "on (each image's embedding adds its mirror's)", False: "off"}.get(tta, tta)
     write_text(out / "benchmark.md", f"# LFW View 2 ({len(results)} fold(s))\n\n"
                f"Back-end: **{backend}** (scores: {scale}; a learned back-end is fit per fold on that fold's "
                "training people only)  \n"
+               f"Test-time augmentation: **{mirror}**  \n"
                f"Accuracy: **{acc.mean():.2f}% +- {spread}** (mean +- standard error over folds)  \n"
                f"Pooled test folds: EER {pooled['eer']:.2f}%, AUC {pooled['auc']:.4f}, TAR@FAR=1e-2 "
                f"{pooled['tar_far_1e-2']:.1f}%, TAR@FAR=1e-3 {pooled['tar_far_1e-3']:.1f}%\n\n"
