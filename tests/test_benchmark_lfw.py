@@ -104,6 +104,9 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
     monkeypatch.setenv("FACEREC_LISTS", str(lists))
     out = tmp_path / "v2"
     shutil.copytree(trained / "fold03", out / "fold03")  # a finished fold scored with the cosine
+    kept = out / "fold03" / "embeddings-tta.npz"
+    assert kept.is_file()
+    kept.unlink()  # so that the one embedding pass below covers every image
     argv = _argv(out, data_root_lfw)
     cosine = json.loads((out / "fold03" / "fold.json").read_text())
     assert cosine.get("backend", "none") == "none" and "backend_fit" not in cosine
@@ -168,6 +171,12 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
     assert main(argv + ["--backend", "plda"]) == 0
     assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp and len(embedded) == 1
 
+    # Another back-end on the same last.pt: rescored from the embeddings kept beside it, none embedded.
+    assert main(argv + ["--backend", "lda"]) == 0
+    assert json.loads((out / "fold03" / "fold.json").read_text())["backend"] == "lda" and len(embedded) == 1
+    with np.load(kept, allow_pickle=False) as z:
+        assert sorted(z["paths"]) == sorted(paths) and np.allclose(z["embeddings"][0], e[0])
+
     # --jobs: a fold finished with another back-end is a job again, and its process gets --backend; the
     # same back-end makes no job. (Jobs are recorded, not run: the subprocess path is tested above.)
     commands = []
@@ -182,10 +191,10 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
                 self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
 
     monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
-    assert main(argv + ["--backend", "plda", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
-    assert main(argv + ["--backend", "lda", "--jobs", "1", "--devices", "cpu"]) == 1 and len(commands) == 1
+    assert main(argv + ["--backend", "lda", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
+    assert main(argv + ["--backend", "plda", "--jobs", "1", "--devices", "cpu"]) == 1 and len(commands) == 1
     cmd = commands[0]
-    assert cmd[cmd.index("--backend") + 1] == "lda" and "--no-summary" in cmd and cmd[cmd.index("--folds") + 1] == "3"
+    assert cmd[cmd.index("--backend") + 1] == "plda" and "--no-summary" in cmd and cmd[cmd.index("--folds") + 1] == "3"
     assert ckpt.stat().st_mtime_ns == ckpt_stamp and len(embedded) == 1
 
 

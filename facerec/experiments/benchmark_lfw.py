@@ -13,7 +13,8 @@ resumes from its last.pt.
 With a learned back-end (`backend=lda|plda`, `facerec.evaluation.backend`), fold k's back-end is fit on the
 embeddings of fold k's training list only (the people of the other nine folds, the list its model
 trained on), embedded by the same last.pt with its preprocessing and TTA; the training images and
-the 6,000 pairs' images are embedded together, each image once. The back-end then scores all 6,000
+the 6,000 pairs' images are embedded together, each image once, and kept in the fold's folder
+(fold_embeddings.py): another back-end on the same last.pt embeds nothing again. The back-end then scores all 6,000
 pairs, and the threshold rule is unchanged: chosen on the other nine folds' 5,400 pairs, scored by
 the same fold-k model and back-end, applied to fold k's 600. The test fold's people reach neither the
 network, nor the back-end, nor the threshold. As with the network, the back-end has seen the nine
@@ -83,15 +84,21 @@ def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", tr
     import os
 
     from facerec.evaluation import backend as backends
+    from facerec.experiments.fold_embeddings import cache_path, embed_cached
     from facerec.inference.facemodel import load
 
     if backend not in backends.KINDS:
         raise FacerecError(f"unknown back-end {backend!r}; choose from {', '.join(backends.KINDS)}")
     m = load(run_dir / "last.pt", device="auto")
+    tta = m.tta if tta is None else bool(tta)
+
+    def embed(paths: list[str]) -> np.ndarray:
+        return embed_cached(m, paths, run_dir / "last.pt", cache_path(run_dir.parent, tta), tta, progress)
+
     uniq, i1, i2 = pairs.unique_paths()
     pair_paths = [os.path.normpath(os.path.join(str(pairs.root), p)) for p in uniq]
     if backend == "none":
-        e = m.embed(pair_paths, tta, progress=progress)
+        e = embed(pair_paths)
         return (e[i1] * e[i2]).sum(1).astype(np.float64), {}
     if train is None:
         raise FacerecError(f"back-end {backend}: needs the fold's training list to fit on")
@@ -99,7 +106,7 @@ def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", tr
     index: dict[str, int] = {}
     for p in pair_paths + [os.path.normpath(p) for p in train.abspaths()]:
         index.setdefault(p, len(index))
-    e = m.embed(list(index), tta, progress=progress)
+    e = embed(list(index))
     fit_rows = np.array([index[os.path.normpath(p)] for p in train.abspaths()], dtype=np.int64)
     fitted = backends.fit_backend(e[fit_rows], train.labels, backend)
     return fitted.score(e[i1], e[i2]), {k: fitted.info[k] for k in ("images", "identities", "dim")}
