@@ -28,6 +28,26 @@ def _argv(out, data_root) -> list[str]:
                            "max_classes=64", "cache=off") for x in ("--set", kv)]]
 
 
+def _record_jobs(monkeypatch) -> list:
+    """The scheduler replaced by one that records each fold job's command and reports it failed (exit 1)
+    without running it; the list of commands it fills."""
+    import facerec.experiments.jobs
+
+    commands = []
+
+    class Recorder:
+        def __init__(self, slots, on_done, progress):
+            self.on_done = on_done
+
+        def run(self, jobs):
+            for job in jobs:
+                commands.append(job.command("cpu", None))
+                self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
+
+    monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
+    return commands
+
+
 @pytest.fixture(scope="module")
 def view2_fold3(data_root_lfw, tmp_path_factory):
     """Fold 3 trained (a few steps) and scored with the cosine, once for this module: (lists, out, stdout)."""
@@ -95,7 +115,6 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
     import shutil
 
     import facerec.evaluation.backend
-    import facerec.experiments.jobs
     import facerec.inference.facemodel
     import facerec.trainer
     from facerec.data.lists import load_train
@@ -179,18 +198,7 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
 
     # --jobs: a fold finished with another back-end is a job again, and its process gets --backend; the
     # same back-end makes no job. (Jobs are recorded, not run: the subprocess path is tested above.)
-    commands = []
-
-    class Recorder:
-        def __init__(self, slots, on_done, progress):
-            self.on_done = on_done
-
-        def run(self, jobs):
-            for job in jobs:
-                commands.append(job.command("cpu", None))
-                self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
-
-    monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
+    commands = _record_jobs(monkeypatch)
     assert main(argv + ["--backend", "lda", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
     assert main(argv + ["--backend", "plda", "--jobs", "1", "--devices", "cpu"]) == 1 and len(commands) == 1
     cmd = commands[0]
@@ -198,13 +206,11 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
     assert ckpt.stat().st_mtime_ns == ckpt_stamp and len(embedded) == 1
 
 
-
 def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, data_root_lfw, tmp_path, monkeypatch):
     import shutil
 
     import torch
 
-    import facerec.experiments.jobs
     import facerec.trainer
 
     lists, trained, _ = view2_fold3
@@ -246,18 +252,7 @@ def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, dat
     # Asked again: reused. --jobs hands the choice to each fold's process; --tta goes back.
     stamp = (out / "fold03" / "fold.json").stat().st_mtime_ns
     assert main(argv + ["--no-tta"]) == 0 and (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
-    commands = []
-
-    class Recorder:
-        def __init__(self, slots, on_done, progress):
-            self.on_done = on_done
-
-        def run(self, jobs):
-            for job in jobs:
-                commands.append(job.command("cpu", None))
-                self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
-
-    monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
+    commands = _record_jobs(monkeypatch)
     assert main(argv + ["--no-tta", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
     assert main(argv + ["--jobs", "1", "--devices", "cpu"]) == 1 and "--tta" in commands[0]
     assert main(argv + ["--tta"]) == 0

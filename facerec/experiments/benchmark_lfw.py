@@ -137,9 +137,11 @@ def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = 
 
         saved = out / f"fold{k:02d}" / "run" / "config.yaml"
         result["tta"] = bool((yaml.safe_load(saved.read_text()) or {}).get("tta")) if saved.is_file() else False
-    if backend is not None and result.get("backend", "none") != backend:
-        return None
-    return result if tta is None or result["tta"] == tta else None
+    return result if _scored_as(result, backend, tta) else None
+
+
+def _scored_as(result: dict, backend: str | None, tta: bool | None) -> bool:
+    return (backend is None or result.get("backend", "none") == backend) and (tta is None or result["tta"] == tta)
 
 
 def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool, backend: str = "none",
@@ -155,10 +157,10 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     done = fold_dir / "fold.json"
     cfg = fold_config(k, base_cfg, train_dir, out)
     tta = bool(cfg.tta) if tta is None else bool(tta)
-    if fold_done(k, out, backend, tta) is not None:
-        log.info("fold %d: finished earlier (%s)", k, done)
-        return fold_done(k, out)
     earlier = fold_done(k, out)
+    if earlier is not None and _scored_as(earlier, backend, tta):
+        log.info("fold %d: finished earlier (%s)", k, done)
+        return earlier
     if earlier is not None:
         log.info("fold %d: scored with back-end %s, TTA %s earlier; rescoring with %s, TTA %s (no training)", k,
                  earlier.get("backend", "none"), "on" if earlier.get("tta") else "off", backend,

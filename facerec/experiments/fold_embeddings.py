@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def _read(path: Path, key: str) -> tuple[list[str], np.ndarray] | None:
                 log.info("%s: made by another checkpoint or preprocessing; embedding again", path)
                 return None
             return [str(p) for p in z["paths"]], np.asarray(z["embeddings"], dtype=np.float32)
-    except (OSError, ValueError, KeyError) as exc:  # a damaged file is only a lost cache
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a damaged file is only a lost cache
         log.warning("%s: unreadable (%s); embedding again", path, exc)
         return None
 
