@@ -48,6 +48,25 @@ def _record_jobs(monkeypatch) -> list:
     return commands
 
 
+def _finished_fold(view2_fold3, tmp_path, monkeypatch) -> tuple:
+    """A copy of the module's finished fold 3 (scored with the cosine) in a results folder of this
+    test's own, with training forbidden: (results folder, its fold.json record)."""
+    import shutil
+
+    import facerec.trainer
+
+    lists, trained, _ = view2_fold3
+    monkeypatch.setenv("FACEREC_LISTS", str(lists))
+    out = tmp_path / "v2"
+    shutil.copytree(trained / "fold03", out / "fold03")
+
+    def no_training(self, *a, **kw):
+        raise AssertionError("a finished fold was retrained")
+
+    monkeypatch.setattr(facerec.trainer.Trainer, "fit", no_training)
+    return out, json.loads((out / "fold03" / "fold.json").read_text())
+
+
 @pytest.fixture(scope="module")
 def view2_fold3(data_root_lfw, tmp_path_factory):
     """Fold 3 trained (a few steps) and scored with the cosine, once for this module: (lists, out, stdout)."""
@@ -207,18 +226,11 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
 
 
 def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, data_root_lfw, tmp_path, monkeypatch):
-    import shutil
-
     import torch
 
-    import facerec.trainer
-
-    lists, trained, _ = view2_fold3
-    monkeypatch.setenv("FACEREC_LISTS", str(lists))
-    out = tmp_path / "v2"
-    shutil.copytree(trained / "fold03", out / "fold03")
+    lists = view2_fold3[0]
+    out, mirrored_run = _finished_fold(view2_fold3, tmp_path, monkeypatch)
     argv = _argv(out, data_root_lfw)
-    mirrored_run = json.loads((out / "fold03" / "fold.json").read_text())
     assert mirrored_run["tta"] is True  # the demo recipe's own tta key
 
     # By hand from the network: with TTA an image's embedding is the normalised sum of the raw
@@ -237,11 +249,6 @@ def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, dat
 
     assert mirrored_run["scores"][:12] == pytest.approx(cosines(own + mirror), abs=1e-4)
     assert mirrored_run["scores"][:12] != pytest.approx(cosines(own), abs=1e-4)
-
-    def no_training(self, *a, **kw):
-        raise AssertionError("a finished fold was retrained")
-
-    monkeypatch.setattr(facerec.trainer.Trainer, "fit", no_training)
     assert main(argv + ["--no-tta"]) == 0
     fold = json.loads((out / "fold03" / "fold.json").read_text())
     bench = json.loads((out / "benchmark.json").read_text())
@@ -260,7 +267,7 @@ def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, dat
     assert again["scores"] == pytest.approx(mirrored_run["scores"], abs=1e-5)
 
 
-def test_a_record_without_a_tta_field_reads_its_runs_config(tmp_path):
+def test_a_record_without_tta_or_shift_fields_reads_its_runs_config(tmp_path):
     from facerec.experiments.benchmark_lfw import fold_done
 
     for k, saved in ((1, "tta: true\n"), (2, "tta: false\n"), (3, None)):
@@ -271,3 +278,42 @@ def test_a_record_without_a_tta_field_reads_its_runs_config(tmp_path):
     assert fold_done(1, tmp_path)["tta"] is True and fold_done(1, tmp_path, "none", True) is not None
     assert fold_done(1, tmp_path, "none", False) is None and fold_done(1, tmp_path, "plda", True) is None
     assert fold_done(2, tmp_path)["tta"] is False and fold_done(3, tmp_path)["tta"] is False
+    # Nor a threshold shift: it was scored at the threshold chosen on the other folds, unshifted.
+    assert fold_done(1, tmp_path)["threshold_shift"] == 0.0 and fold_done(1, tmp_path, "none", True, 0.0) is not None
+    assert fold_done(1, tmp_path, "none", True, 0.05) is None
+
+
+def test_threshold_shift_lowers_the_chosen_threshold_and_rescores_without_training(
+        view2_fold3, data_root_lfw, tmp_path, monkeypatch, capsys):
+    from facerec.experiments.benchmark_lfw import fold_done
+
+    out, plain = _finished_fold(view2_fold3, tmp_path, monkeypatch)
+    argv = _argv(out, data_root_lfw)
+    assert fold_done(3, out, "none", True, 0.0) is not None and fold_done(3, out, "none", True, 0.05) is None
+    assert main(argv + ["--threshold-shift", "0.05"]) == 0
+    fold = json.loads((out / "fold03" / "fold.json").read_text())
+    # The same scores; the threshold chosen on the other folds as before, lowered by the shift, and the
+    # accuracy recounted by hand from the test pairs' scores at that threshold.
+    assert fold["scores"] == pytest.approx(plain["scores"], abs=1e-6) and fold["threshold_shift"] == 0.05
+    assert fold["threshold_chosen"] == pytest.approx(plain["threshold"], abs=1e-9)
+    assert fold["threshold"] == pytest.approx(plain["threshold"] - 0.05, abs=1e-9)
+    s, y = np.array(fold["scores"]), np.array(fold["labels"])
+    assert fold["accuracy"] == pytest.approx(100 * np.mean((s >= plain["threshold"] - 0.05) == (y == 1)), abs=1e-9)
+    bench = json.loads((out / "benchmark.json").read_text())
+    assert bench["threshold_shift"] == 0.05 and bench["accuracy_mean"] == fold["accuracy"]
+    assert "minus 0.05 (--threshold-shift)" in (out / "benchmark.md").read_text()
+    assert "threshold shift 0.05" in capsys.readouterr().out
+
+    # Asked again: reused; --jobs hands the shift to each fold's process; a shift must be a finite number.
+    stamp = (out / "fold03" / "fold.json").stat().st_mtime_ns
+    assert main(argv + ["--threshold-shift", "0.05"]) == 0
+    assert (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
+    commands = _record_jobs(monkeypatch)
+    assert main(argv + ["--threshold-shift", "0.05", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
+    assert main(argv + ["--threshold-shift=-5e-05", "--jobs", "1", "--devices", "cpu"]) == 1
+    assert "--threshold-shift=-5e-05" in commands[0]
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--threshold-shift", "nan"])
+    assert e.value.code == 2 and "--threshold-shift: expected a finite number, got 'nan'" in capsys.readouterr().err
+    assert main(argv) == 0 and json.loads((out / "fold03" / "fold.json").read_text())["accuracy"] == plain["accuracy"]
+    assert "minus" not in (out / "benchmark.md").read_text()

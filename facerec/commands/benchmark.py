@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facerec.commands.common import add_data_root, add_progress, progress_on
+from facerec.commands.common import add_data_root, add_progress, finite_number, progress_on
 from facerec.commands.experiment import add_jobs
 
 
@@ -30,6 +30,11 @@ def add_parser(sub) -> None:
                    help="score with mirror test-time augmentation (each image's embedding adds its mirror's), "
                         "or not; a scoring choice only: folds scored the other way are rescored without "
                         "retraining (default: the recipe's tta key)")
+    p.add_argument("--threshold-shift", type=finite_number, default=0.0, metavar="X",
+                   help="subtract X from the threshold chosen on the other nine folds' pairs: their people were "
+                        "trained on, so that threshold runs high for a test fold's strangers. Fix X beforehand on "
+                        "View 1 (scripts/probe_threshold_shift.py), never on a test fold; in the scores' own units "
+                        "(a cosine, or a PLDA log-likelihood ratio). A scoring choice only (default: 0)")
     add_data_root(p)
     add_jobs(p)
     p.add_argument("--no-summary", dest="summary", action="store_false",
@@ -66,8 +71,8 @@ def run(args) -> int:
                 print(f"{len(failed)} fold(s) failed: {', '.join(map(str, failed))}; see their log.txt")
                 return 1
         pairs = read_pairs(pairs_path)
-        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None, args.backend, tta)
-                   for k in folds]
+        results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None, args.backend, tta,
+                            args.threshold_shift) for k in folds]
         if not args.summary:
             return 0
         s = summarize(results, out)
@@ -75,7 +80,8 @@ def run(args) -> int:
         if held is not None:
             held.release()
     sem = f"{s['accuracy_sem']:.2f}" if len(folds) > 1 else "n/a (1 fold)"
-    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}: accuracy "
+    shifted = f", threshold shift {args.threshold_shift:g}" if args.threshold_shift else ""
+    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}{shifted}: accuracy "
           f"{s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
           f"EER {s['pooled']['eer']:.2f}%, AUC {s['pooled']['auc']:.4f} | {out / 'benchmark.md'}")
     return 0
@@ -90,7 +96,8 @@ def _run_jobs(args, folds: list[int], out, slots, tta: bool) -> list[int]:
     from facerec.experiments.jobs import Job, Scheduler
 
     base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress",
-            "--backend", args.backend, "--tta" if tta else "--no-tta"]
+            "--backend", args.backend, "--tta" if tta else "--no-tta",
+            f"--threshold-shift={args.threshold_shift!r}"]  # one token: argparse takes "-5e-05" alone for an option
     base += [a for p in args.preset for a in ("--preset", p)] + [a for kv in args.set for a in ("--set", kv)]
     if args.data_root:
         base += ["--data-root", args.data_root]
@@ -104,14 +111,14 @@ def _run_jobs(args, folds: list[int], out, slots, tta: bool) -> list[int]:
         return build
 
     jobs = [Job(f"fold {k}", command(k), out / f"fold{k:02d}" / "log.txt") for k in folds
-            if fold_done(k, out, args.backend, tta) is None]
+            if fold_done(k, out, args.backend, tta, args.threshold_shift) is None]
     if slots.how:
         print(slots.how)
     failed = []
 
     def on_done(job, outcome) -> None:
         if outcome.rc == 0:
-            acc = fold_done(int(job.key.split()[1]), out, args.backend, tta)["accuracy"]
+            acc = fold_done(int(job.key.split()[1]), out, args.backend, tta, args.threshold_shift)["accuracy"]
             print(f"{job.key}: accuracy {acc:.2f}% ({outcome.seconds:.0f}s, {outcome.device})")
         else:
             failed.append(int(job.key.split()[1]))

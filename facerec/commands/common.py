@@ -53,6 +53,17 @@ def score_threshold(text: str) -> float:
     return t
 
 
+def finite_number(text: str) -> float:
+    """argparse type of a finite float (nan or inf is a usage error, exit 2)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return x
+
+
 def false_accept_rate(text: str) -> float:
     """argparse type of a --far: a number in (0, 1)."""
     try:

@@ -26,6 +26,12 @@ with another back-end is rescored from its saved last.pt (no training); fold.jso
 Mirror test-time augmentation (`tta`: each image's embedding adds its horizontal mirror's) is a
 scoring choice too: it defaults to the recipe's `tta` key, can be switched per benchmark run, and a
 fold scored the other way is rescored from its last.pt, like a back-end change.
+
+The seen-people threshold runs high (a fold's model scores its training people's genuine pairs
+higher than a stranger's), so a `threshold_shift`, measured beforehand on View 1
+(scripts/probe_threshold_shift.py: the best threshold on pairsDevTrain's seen people minus the best
+on pairsDevTest's unseen ones), can be subtracted from it. It is one constant fixed before any View 2
+fold is scored: nothing of a test fold chooses it. A scoring choice as well; fold.json records it.
 """
 
 from __future__ import annotations
@@ -124,10 +130,11 @@ def fold_config(k: int, base_cfg, train_dir: Path, out: Path):
     return cfg
 
 
-def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = None) -> dict | None:
-    """Fold k's finished record; with `backend` (and `tta`), only if it was scored that way. A record
-    without them predates the choice: it was scored with the cosine, and with TTA as its run's
-    config.yaml says."""
+def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = None,
+              threshold_shift: float | None = None) -> dict | None:
+    """Fold k's finished record; with `backend` (and `tta`, `threshold_shift`), only if it was scored
+    that way. A record without them predates the choice: it was scored with the cosine, with TTA as
+    its run's config.yaml says and with an unshifted threshold."""
     done = out / f"fold{k:02d}" / "fold.json"
     if not done.is_file():
         return None
@@ -137,17 +144,20 @@ def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = 
 
         saved = out / f"fold{k:02d}" / "run" / "config.yaml"
         result["tta"] = bool((yaml.safe_load(saved.read_text()) or {}).get("tta")) if saved.is_file() else False
-    return result if _scored_as(result, backend, tta) else None
+    result.setdefault("threshold_shift", 0.0)
+    return result if _scored_as(result, backend, tta, threshold_shift) else None
 
 
-def _scored_as(result: dict, backend: str | None, tta: bool | None) -> bool:
-    return (backend is None or result.get("backend", "none") == backend) and (tta is None or result["tta"] == tta)
+def _scored_as(result: dict, backend: str | None, tta: bool | None, threshold_shift: float | None = None) -> bool:
+    return ((backend is None or result.get("backend", "none") == backend) and (tta is None or result["tta"] == tta)
+            and (threshold_shift is None or result.get("threshold_shift", 0.0) == float(threshold_shift)))
 
 
 def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool, backend: str = "none",
-             tta: bool | None = None) -> dict:
+             tta: bool | None = None, threshold_shift: float = 0.0) -> dict:
     """Fold k trained (or reused) and scored with `backend`; `tta` (None: the recipe's own `tta`)
-    adds each image's mirror embedding at scoring time only, so it never retrains a fold."""
+    adds each image's mirror embedding at scoring time only, so it never retrains a fold; the
+    threshold chosen on the other folds' pairs is lowered by `threshold_shift`."""
     from facerec.data.lists import load_train
     from facerec.evaluation import metrics
     from facerec.trainer import Trainer
@@ -158,13 +168,14 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     cfg = fold_config(k, base_cfg, train_dir, out)
     tta = bool(cfg.tta) if tta is None else bool(tta)
     earlier = fold_done(k, out)
-    if earlier is not None and _scored_as(earlier, backend, tta):
+    threshold_shift = _finite_shift(threshold_shift)
+    if earlier is not None and _scored_as(earlier, backend, tta, threshold_shift):
         log.info("fold %d: finished earlier (%s)", k, done)
         return earlier
     if earlier is not None:
-        log.info("fold %d: scored with back-end %s, TTA %s earlier; rescoring with %s, TTA %s (no training)", k,
-                 earlier.get("backend", "none"), "on" if earlier.get("tta") else "off", backend,
-                 "on" if tta else "off")
+        log.info("fold %d: scored with back-end %s, TTA %s, threshold shift %g earlier; rescoring with %s, TTA %s, "
+                 "shift %g (no training)", k, earlier.get("backend", "none"), "on" if earlier.get("tta") else "off",
+                 earlier.get("threshold_shift", 0.0), backend, "on" if tta else "off", threshold_shift)
     run_status = status(fold_dir / "run")
     if run_status == "resume":
         cfg.resume = str(fold_dir / "run")
@@ -174,16 +185,25 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     train = load_train(cfg.train) if backend != "none" else None
     s, fit_info = _fold_scores(fold_dir / "run", pairs, progress, backend, train, tta)
     test, rest = pairs.folds == k, pairs.folds != k
-    _, thr = metrics.best_accuracy(s[rest], pairs.labels[rest])
+    _, chosen = metrics.best_accuracy(s[rest], pairs.labels[rest])
+    thr = chosen - threshold_shift
     acc = float(np.mean((s[test] >= thr) == (pairs.labels[test] == 1)) * 100)
     result = {"fold": k, "accuracy": acc, "threshold": thr, "test_pairs": int(test.sum()),
               "run_dir": str(fold_dir / "run"), "backend": backend, "tta": tta,
+              "threshold_chosen": chosen, "threshold_shift": threshold_shift,
               **({"backend_fit": {"train": str(cfg.train), **fit_info}} if fit_info else {}),
               "scores": s[test].tolist(), "labels": pairs.labels[test].tolist()}
     write_text(done, json.dumps(result))
-    log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s, TTA %s; chosen on the other folds' pairs)",
-             k, acc, thr, backend, "on" if tta else "off")
+    log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s, TTA %s; chosen on the other folds' pairs%s)",
+             k, acc, thr, backend, "on" if tta else "off", f", minus {threshold_shift:g}" if threshold_shift else "")
     return result
+
+
+def _finite_shift(value) -> float:
+    shift = float(value)
+    if not math.isfinite(shift):
+        raise FacerecError(f"threshold shift: expected a finite number, got {value!r}")
+    return shift
 
 
 def _check_no_leak(cfg, pairs, k: int) -> None:
@@ -209,11 +229,14 @@ def summarize(results: list[dict], out: Path) -> dict:
     backend = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds)
     ttas = {bool(r.get("tta", False)) for r in results}
     tta = ttas.pop() if len(ttas) == 1 else "mixed"
-    summary = {"folds": [r["fold"] for r in results], "backend": backend, "tta": tta,
+    shifts = {float(r.get("threshold_shift", 0.0)) for r in results}
+    shift = shifts.pop() if len(shifts) == 1 else "mixed"
+    summary = {"folds": [r["fold"] for r in results], "backend": backend, "tta": tta, "threshold_shift": shift,
                "accuracy_mean": float(acc.mean()),
                "accuracy_sem": sem,
                "per_fold": [{**{k: r[k] for k in ("fold", "accuracy", "threshold", "run_dir")},
-                             "backend": r.get("backend", "none"), "tta": bool(r.get("tta", False))}
+                             "backend": r.get("backend", "none"), "tta": bool(r.get("tta", False)),
+                             "threshold_shift": float(r.get("threshold_shift", 0.0))}
                             for r in results],
                "pooled": metrics.jsonable(pooled), "plot": str(out / "roc_det.png")}
     write_text(out / "benchmark.json", json.dumps(summary, indent=2))
@@ -221,10 +244,14 @@ def summarize(results: list[dict], out: Path) -> dict:
     spread = f"{sem:.2f}" if len(acc) > 1 else "n/a (1 fold)"
     scale = {"none": "cosine", "lda": "cosine after LDA", "plda": "PLDA log-likelihood ratio"}.get(backend, backend)
     mirror = {True: "on (each image's embedding adds its mirror's)", False: "off"}.get(tta, tta)
+    rule = ("the best-accuracy threshold on the other nine folds' pairs"
+            + ("" if shift == 0.0 else f", minus {shift:g} (--threshold-shift)" if shift != "mixed"
+               else ", minus a shift that differs between folds"))
     write_text(out / "benchmark.md", f"# LFW View 2 ({len(results)} fold(s))\n\n"
                f"Back-end: **{backend}** (scores: {scale}; a learned back-end is fit per fold on that fold's "
                "training people only)  \n"
                f"Test-time augmentation: **{mirror}**  \n"
+               f"Threshold: {rule}  \n"
                f"Accuracy: **{acc.mean():.2f}% +- {spread}** (mean +- standard error over folds)  \n"
                f"Pooled test folds: EER {pooled['eer']:.2f}%, AUC {pooled['auc']:.4f}, TAR@FAR=1e-2 "
                f"{pooled['tar_far_1e-2']:.1f}%, TAR@FAR=1e-3 {pooled['tar_far_1e-3']:.1f}%\n\n"

@@ -1,0 +1,147 @@
+"""How far a recipe's threshold on seen people sits above the one its strangers need, measured on
+LFW View 1: the value of `facerec benchmark lfw --threshold-shift`.
+
+    python scripts/probe_threshold_shift.py [--preset demo] [--seeds 42,123,456] [--backends none,plda]
+
+On LFW View 2 a fold's threshold is chosen on the other nine folds' pairs, whose people its model was
+trained on; their genuine pairs score higher than a stranger's, so that threshold runs high and
+rejects too many of the test fold's genuine pairs. View 1 is LFW's development view, which exists to
+fix such a choice beforehand: for each seed, the recipe is trained on peopleDevTrain (a finished run
+is reused), and its last.pt scores pairsDevTrain (2,200 pairs of those seen people) and pairsDevTest
+(1,000 pairs of people it never saw). The shift is the best-accuracy threshold on the seen pairs minus
+the best on the unseen ones. Printed per back-end and seed: both thresholds, the shift, and DevTest
+accuracy at the seen threshold, at the seen threshold minus the other seeds' mean shift (does a shift
+measured on other models carry over?) and at DevTest's own best threshold (the ceiling). The figures
+are appended to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+import benchlog  # noqa: E402
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))  # a repeated seed counts once
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _backends(text: str) -> list[str]:
+    from facerec.evaluation.backend import KINDS
+
+    kinds = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise argparse.ArgumentTypeError(f"expected back-ends from {', '.join(KINDS)}, got {text!r}")
+    return kinds
+
+
+def train(run_dir: Path, presets: list[str], seed: int) -> None:
+    """The recipe trained on View 1 into run_dir, unless it is there already (an interrupted run resumes)."""
+    from facerec.util.rundir import status
+
+    state = status(run_dir)
+    if state == "done":
+        print(f"seed {seed}: reusing {run_dir}")
+        return
+    cmd = [sys.executable, "-m", "facerec", "train", "--no-progress"]
+    cmd += ["--resume", str(run_dir)] if state == "resume" else [
+        *(a for p in presets for a in ("--preset", p)), "--seed", str(seed), "--run-dir", str(run_dir)]
+    print(f"seed {seed}: {' '.join(cmd[1:])}", flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def measure(run_dir: Path, backend: str) -> dict:
+    """Seen and unseen best-accuracy thresholds of one View 1 run, and DevTest's scores."""
+    import yaml
+
+    from facerec.data import root as dataroot
+    from facerec.data.lists import load_train
+    from facerec.data.pairs import read_pairs
+    from facerec.evaluation import metrics
+    from facerec.experiments.benchmark_lfw import fold_scores
+
+    lists = dataroot.lists_dir("lfw")
+    seen_pairs = lists / "view1_train_pairs.csv"
+    if not seen_pairs.is_file():
+        raise SystemExit(f"{seen_pairs}: missing; it is written with the View 1 lists from LFW's pairsDevTrain.txt, "
+                         "so the LFW copy lacks that file")
+    seen, unseen = read_pairs(seen_pairs), read_pairs(lists / "view1_val_pairs.csv")
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    people = load_train(cfg["train"]) if backend != "none" else None
+    s_seen = fold_scores(run_dir, seen, progress=False, backend=backend, train=people)
+    s_unseen = fold_scores(run_dir, unseen, progress=False, backend=backend, train=people)
+    _, t_seen = metrics.best_accuracy(s_seen, seen.labels)
+    best, t_unseen = metrics.best_accuracy(s_unseen, unseen.labels)
+    return {"t_seen": t_seen, "t_unseen": t_unseen, "shift": t_seen - t_unseen, "best": best,
+            "scores": s_unseen, "labels": unseen.labels}
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+    return float(np.mean((scores >= threshold) == (labels == 1)) * 100)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--preset", action="append", default=[], help="training preset(s), in order (default: demo)")
+    ap.add_argument("--seeds", type=_ints, default=[42, 123, 456], help="training seeds, comma-separated")
+    ap.add_argument("--backends", type=_backends, default=["none", "plda"],
+                    help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people)")
+    ap.add_argument("--out", default=None, help="folder of the runs (default runs/threshold-shift-<presets>)")
+    args = ap.parse_args()
+    if len(args.seeds) < 2:
+        ap.error("--seeds: at least two different seeds, so that each seed's check uses a shift measured on the others")
+    os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
+    presets = args.preset or ["demo"]
+    out = ROOT / (args.out or f"runs/threshold-shift-{'+'.join(Path(p).stem for p in presets)}")
+    for seed in args.seeds:
+        train(out / f"seed{seed}" / "run", presets, seed)
+
+    lines = [f"- preset {'+'.join(presets)}, trained on View 1 (peopleDevTrain) with seeds "
+             f"{', '.join(map(str, args.seeds))}; seen: pairsDevTrain, unseen: pairsDevTest; each run's last.pt "
+             "with its own TTA", ""]
+    for backend in args.backends:
+        m = {seed: measure(out / f"seed{seed}" / "run", backend) for seed in args.seeds}
+        rows, plain, moved, ceiling = [], [], [], []
+        for seed, r in m.items():
+            others = statistics.mean(m[s]["shift"] for s in m if s != seed)
+            a0 = accuracy(r["scores"], r["labels"], r["t_seen"])
+            a1 = accuracy(r["scores"], r["labels"], r["t_seen"] - others)
+            plain.append(a0)
+            moved.append(a1)
+            ceiling.append(r["best"])
+            rows.append(f"| {seed} | {r['t_seen']:.4f} | {r['t_unseen']:.4f} | {r['shift']:.4f} | {a0:.2f} | "
+                        f"{others:.4f} | {a1:.2f} | {r['best']:.2f} |")
+        shifts = [r["shift"] for r in m.values()]
+
+        def ms(xs: list[float], digits: int = 2) -> str:
+            return f"{statistics.mean(xs):.{digits}f} ± {statistics.stdev(xs):.{digits}f}"
+
+        lines += [f"Back-end **{backend}**: shift {ms(shifts, 4)} (mean ± std over seeds); DevTest accuracy at the "
+                  f"seen threshold {ms(plain)}, shifted by the other seeds' mean {ms(moved)}, at its own best "
+                  f"{ms(ceiling)}", "",
+                  "| seed | threshold, seen | threshold, unseen | shift | DevTest acc. at seen thr. (%) | "
+                  "others' mean shift | DevTest acc. shifted (%) | DevTest best (%) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
+                  f"For View 2: `make lfw-view2 ARGS=\"--backend {backend} --threshold-shift "
+                  f"{statistics.mean(shifts):.4f}\"` (with the recipe's own TTA, as measured here)", ""]
+    text = "\n".join(lines)
+    print(text)
+    benchlog.append("Threshold shift on LFW View 1", lines[:-1])
+
+
+if __name__ == "__main__":
+    main()
