@@ -149,5 +149,8 @@ def test_memory_does_not_grow_with_the_number_of_images(tmp_path, orl_dir):
     assert s_small["epochs"] == s_large["epochs"] == 1
     decoded_kb = store_cache.store_bytes(1, Preprocess(input_size=64)) / 1024  # ~16 KB an image if decoded
     growth_kb = (rss_large - rss_small) * 1024 / 45_000
-    # The lists cost well under 1 KB an image; a decoded set would add ~16 KB an image (720 MB here).
-    assert growth_kb < 1.0, f"peak RSS grew {rss_large - rss_small:.0f} MB ({growth_kb:.2f} KB/image; decoded: {decoded_kb:.0f})"
+    # The lists cost ~0.1 KB an image; a decoded set would add ~16 KB an image (720 MB here). A run's
+    # peak RSS varies by up to ~50 MB between identical runs on a busy machine (1.1 KB an image here),
+    # so the bound sits well above that noise and well below a decoded copy.
+    assert growth_kb < decoded_kb / 4, (f"peak RSS grew {rss_large - rss_small:.0f} MB ({growth_kb:.2f} KB/image; "
+                                        f"decoded: {decoded_kb:.0f})")
