@@ -24,8 +24,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import benchlog  # noqa: E402
@@ -63,22 +61,27 @@ def train(run_dir: Path, presets: list[str], seed: int) -> None:
     subprocess.run(cmd, check=True)
 
 
-def measure(run_dir: Path, backend: str) -> dict:
-    """Seen and unseen best-accuracy thresholds of one View 1 run, and DevTest's scores."""
-    import yaml
-
+def view1_pairs() -> tuple:
+    """(pairsDevTrain: seen people, pairsDevTest: unseen people) as pair lists."""
     from facerec.data import root as dataroot
-    from facerec.data.lists import load_train
     from facerec.data.pairs import read_pairs
-    from facerec.evaluation import metrics
-    from facerec.experiments.benchmark_lfw import fold_scores
 
     lists = dataroot.lists_dir("lfw")
     seen_pairs = lists / "view1_train_pairs.csv"
     if not seen_pairs.is_file():
         raise SystemExit(f"{seen_pairs}: missing; it is written with the View 1 lists from LFW's pairsDevTrain.txt, "
                          "so the LFW copy lacks that file")
-    seen, unseen = read_pairs(seen_pairs), read_pairs(lists / "view1_val_pairs.csv")
+    return read_pairs(seen_pairs), read_pairs(lists / "view1_val_pairs.csv")
+
+
+def measure(run_dir: Path, backend: str, seen, unseen) -> dict:
+    """Seen and unseen best-accuracy thresholds of one View 1 run, and DevTest's scores."""
+    import yaml
+
+    from facerec.data.lists import load_train
+    from facerec.evaluation import metrics
+    from facerec.experiments.benchmark_lfw import fold_scores
+
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     people = load_train(cfg["train"]) if backend != "none" else None
     s_seen = fold_scores(run_dir, seen, progress=False, backend=backend, train=people)
@@ -87,10 +90,6 @@ def measure(run_dir: Path, backend: str) -> dict:
     best, t_unseen = metrics.best_accuracy(s_unseen, unseen.labels)
     return {"t_seen": t_seen, "t_unseen": t_unseen, "shift": t_seen - t_unseen, "best": best,
             "scores": s_unseen, "labels": unseen.labels}
-
-
-def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
-    return float(np.mean((scores >= threshold) == (labels == 1)) * 100)
 
 
 def main() -> None:
@@ -102,6 +101,8 @@ def main() -> None:
                     help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people)")
     ap.add_argument("--out", default=None, help="folder of the runs (default runs/threshold-shift-<presets>)")
     args = ap.parse_args()
+    from facerec.evaluation import metrics
+
     if len(args.seeds) < 2:
         ap.error("--seeds: at least two different seeds, so that each seed's check uses a shift measured on the others")
     os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
@@ -113,13 +114,14 @@ def main() -> None:
     lines = [f"- preset {'+'.join(presets)}, trained on View 1 (peopleDevTrain) with seeds "
              f"{', '.join(map(str, args.seeds))}; seen: pairsDevTrain, unseen: pairsDevTest; each run's last.pt "
              "with its own TTA", ""]
+    seen, unseen = view1_pairs()
     for backend in args.backends:
-        m = {seed: measure(out / f"seed{seed}" / "run", backend) for seed in args.seeds}
+        m = {seed: measure(out / f"seed{seed}" / "run", backend, seen, unseen) for seed in args.seeds}
         rows, plain, moved, ceiling = [], [], [], []
         for seed, r in m.items():
             others = statistics.mean(m[s]["shift"] for s in m if s != seed)
-            a0 = accuracy(r["scores"], r["labels"], r["t_seen"])
-            a1 = accuracy(r["scores"], r["labels"], r["t_seen"] - others)
+            a0 = metrics.accuracy_at(r["scores"], r["labels"], r["t_seen"])
+            a1 = metrics.accuracy_at(r["scores"], r["labels"], r["t_seen"] - others)
             plain.append(a0)
             moved.append(a1)
             ceiling.append(r["best"])

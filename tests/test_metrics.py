@@ -122,6 +122,21 @@ def test_tar_at_far_best_accuracy_and_folds_against_naive_loops(seed, decimals):
     assert m["fold_acc_sem"] == pytest.approx(want.std(ddof=1) / np.sqrt(10))
 
 
+def test_accuracy_at_a_threshold_by_hand_and_against_sklearn():
+    from sklearn.metrics import accuracy_score
+
+    s, y = np.array([0.9, 0.5, 0.4, 0.1]), np.array([1, 0, 1, 0])
+    # 0.45: accept 0.9 (right) and 0.5 (wrong), reject 0.4 (wrong) and 0.1 (right). A score equal to
+    # the threshold is accepted, so 0.5 decides the same; 0.3 also accepts 0.4.
+    assert [metrics.accuracy_at(s, y, t) for t in (0.45, 0.5, 0.3, 0.95)] == [50.0, 50.0, 75.0, 50.0]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    s = rng.normal(size=500) + y
+    best, thr = metrics.best_accuracy(s, y)
+    assert metrics.accuracy_at(s, y, thr) == pytest.approx(best)
+    assert metrics.accuracy_at(s, y, 0.2) == pytest.approx(100 * accuracy_score(y, s >= 0.2))
+
+
 def test_fold_with_scores_of_its_own_picks_a_threshold_from_the_other_folds():
     # Fold 2's scores (0.75, 0.72) lie between fold 1's; the threshold must come from fold 1 (0.8),
     # not from fold 2's own scores, which would score fold 2 perfectly.

@@ -164,6 +164,12 @@ def _correct(p: _Points) -> np.ndarray:
     return p.tp + (p.n_neg - p.fp)
 
 
+def accuracy_at(scores, labels, threshold: float) -> float:
+    """Accuracy in percent when a pair is accepted at a score >= threshold."""
+    scores, labels = _check(scores, labels)
+    return float(np.mean((scores >= threshold) == (labels == 1)) * 100)
+
+
 def best_accuracy(scores, labels) -> tuple[float, float]:
     """(best accuracy in percent, its threshold)."""
     p = _points(*_check(scores, labels))

@@ -187,7 +187,7 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     test, rest = pairs.folds == k, pairs.folds != k
     _, chosen = metrics.best_accuracy(s[rest], pairs.labels[rest])
     thr = chosen - threshold_shift
-    acc = float(np.mean((s[test] >= thr) == (pairs.labels[test] == 1)) * 100)
+    acc = metrics.accuracy_at(s[test], pairs.labels[test], thr)
     result = {"fold": k, "accuracy": acc, "threshold": thr, "test_pairs": int(test.sum()),
               "run_dir": str(fold_dir / "run"), "backend": backend, "tta": tta,
               "threshold_chosen": chosen, "threshold_shift": threshold_shift,
