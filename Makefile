@@ -27,8 +27,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# One worker per core (pytest-xdist); a file's tests stay on one worker, so its fixtures are built once.
 test: lint
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -n auto --dist loadfile
 
 # ruff (pinned in requirements.txt, configured in pyproject.toml) must be clean before the tests run.
 lint: $(STAMP)

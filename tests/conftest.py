@@ -14,6 +14,13 @@ os.environ.setdefault("FACEREC_CACHE", tempfile.mkdtemp(prefix="facerec-cache-")
 # A relative root is pinned now: tests that change directory must still find the data.
 if os.environ.get("FACEREC_DATA"):
     os.environ["FACEREC_DATA"] = str(Path(os.environ["FACEREC_DATA"]).resolve())
+# Under pytest-xdist (make test: one worker per core) each worker, and every process its tests
+# start, gets its share of the cores: two workers of 2 OpenMP threads each on 2 cores spin against
+# each other. Set before torch is imported, so this process and its children agree.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _CORES // _WORKERS)))
 
 
 def _find(sub: str) -> Path | None:
