@@ -152,6 +152,8 @@ def validate(cfg: TrainConfig) -> None:
         raise FacerecError(f"cache_budget_mb must be >= 0, got {cfg.cache_budget_mb}")
     if cfg.lr <= 0:
         raise FacerecError(f"lr must be > 0, got {cfg.lr}")
+    if not 0 <= cfg.ema_decay < 1:
+        raise FacerecError(f"ema_decay must be in [0, 1) (0: off), got {cfg.ema_decay}")
     if cfg.mix != "none" and cfg.mix_alpha <= 0:
         raise FacerecError(f"mix_alpha must be > 0, got {cfg.mix_alpha}")
     if cfg.tag and (not TAG_RE.fullmatch(cfg.tag) or ".." in cfg.tag):

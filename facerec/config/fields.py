@@ -99,6 +99,9 @@ class TrainConfig:
     log_steps: bool = knob(False,
         "write steps.csv beside metrics.csv: every step's loss and learning rate", run_only=True)
     grad_clip: float = knob(0.0, "clip the gradient norm to this (0: off)")
+    ema_decay: float = knob(0.0,
+        "validate and save an exponential moving average of the weights with this decay, e.g. 0.999 "
+        "(ramped up from 0 over the first steps; 0: off)")
     # validation, stopping
     test_interval: int = knob(1, "validate every N epochs (and at the last)")
     tta: bool = knob(False, "validation embeddings add each image's mirror")

@@ -20,7 +20,7 @@ from facerec.data.decode import geometry_note
 from facerec.data.stream import Batches, Plan, make_loader, step_generator
 from facerec.data.transforms import BatchTransform
 from facerec.errors import DataError, FacerecError, WriteError
-from facerec.trainer import budget, hooks, records, saving, state
+from facerec.trainer import budget, ema, hooks, records, saving, state
 from facerec.trainer import callbacks as cb
 from facerec.trainer import distributed as D
 from facerec.trainer import prepare as prep
@@ -59,6 +59,7 @@ class Trainer:
         self.optimizer = self.scheduler = self.scaler = self.amp_dtype = None
         self.steps_per_epoch, self.state, self.callbacks = 0, TrainState(), []
         # fit(): where the run writes, its batches, and its clock.
+        self.ema = None  # fit(): the average of the weights under --ema-decay
         self.run_dir = self.run_lock = self.train_batches = self.verification = self.last_scores = None
         self.train_workers, self.step_log, self.stop, self.train_emb_peak = 0, None, False, None
         self.t_fit = self.t_start = self.first_step_seconds = None
@@ -118,6 +119,11 @@ class Trainer:
         self.train_batches = Batches(faces, BatchTransform(self.pre, train=True, augment=cfg.augment), train.labels,
                                      seed=cfg.seed, uint8=True)
         self.verification = Verification(self) if self.data.val is not None else None
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights a run validates and saves: their average under --ema-decay, else the trained ones."""
+        return self.model if self.ema is None else self.ema.module
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -209,6 +215,9 @@ class Trainer:
         self.prepare()
         self.build()
         saving.load_weights(self)
+        self.ema = ema.for_run(self)
+        if self.ema is not None:
+            self.callbacks.insert(0, self.ema)  # averaged after each step, before anything reads it
         if self.strategy.is_main:
             self.run_dir, self.run_lock = state.open_run_dir(self.cfg, self.device)
         try:

@@ -9,7 +9,7 @@ from facerec import checkpoint
 from facerec.errors import DataError, FacerecError, WriteError
 from facerec.trainer import state
 from facerec.trainer.prepare import model_kwargs
-from facerec.trainer.state import RESUME_ONLY, set_rng_state
+from facerec.trainer.state import RESUME_ONLY, TRAINED, set_rng_state
 
 
 def load_weights(t) -> None:
@@ -40,7 +40,9 @@ def resume(t) -> None:
     ckpt = checkpoint.load(path)
     if ckpt.get("format") != checkpoint.FORMAT or "optimizer" not in ckpt:
         raise FacerecError(f"{path}: not a facerec training checkpoint (use --initial-model for weights only)")
-    checkpoint.load_model_weights(t.model, ckpt["model"]["state_dict"], str(path))
+    checkpoint.load_model_weights(t.model, ckpt.get(TRAINED, ckpt["model"]["state_dict"]), str(path))
+    if t.ema is not None:  # the average as saved (the weights themselves in a checkpoint without one)
+        checkpoint.load_model_weights(t.ema.module, ckpt["model"]["state_dict"], str(path))
     t.strategy.load_loss_state(t.loss, ckpt["loss"]["state_dict"], str(path))
     t.strategy.load_optimizer_state(t.optimizer, t.loss, ckpt["optimizer"])
     ranks = int(ckpt.get("world_size", 1))
@@ -58,7 +60,8 @@ def payload(t) -> dict:
     from facerec import losses
 
     return {
-        "model": {"name": t.cfg.model, "kwargs": model_kwargs(t.cfg), "state_dict": t.model.state_dict()},
+        "model": {"name": t.cfg.model, "kwargs": model_kwargs(t.cfg), "state_dict": t.eval_model.state_dict()},
+        **({} if t.ema is None else {TRAINED: t.model.state_dict()}),
         "loss": {"name": t.cfg.loss, "kwargs": dict(t.cfg.loss_options),
                  "state_dict": t.strategy.loss_state(t.loss)},
         "preprocess": t.pre.to_dict(),

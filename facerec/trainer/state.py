@@ -69,7 +69,8 @@ def environment(dev: torch.device) -> dict:
     }
 
 
-RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng")
+TRAINED = "trained_model"  # under --ema-decay: the trained weights, beside their average as the model
+RESUME_ONLY = ("optimizer", "scheduler", "scaler", "rng", TRAINED)
 
 
 def open_run_dir(cfg, device):

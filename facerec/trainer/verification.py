@@ -45,12 +45,12 @@ class Verification:
         from facerec.evaluation.metrics import compute_all
         from facerec.evaluation.scoring import cosine_scores, embed_batches
 
-        t.strategy.before_validation(t.model)
+        t.strategy.before_validation(t.eval_model)
         lo, hi = t.strategy.validation_range(len(self.batches.faces))
         plan = Plan([np.arange(i, min(hi, i + 256)) for i in range(lo, hi, 256)], epoch=0)
         loader = make_loader(self.batches, plan, workers=self.workers, device=t.device)
         norm = self.batches.transform.normalize
-        emb = embed_batches(t.model, (norm(x.to(t.device, non_blocking=True)) for x in loader),
+        emb = embed_batches(t.eval_model, (norm(x.to(t.device, non_blocking=True)) for x in loader),
                             device=t.device, tta=t.cfg.tta)
         emb = t.strategy.gather_embeddings(emb, t.device)
         final = t.state.epoch >= t.cfg.epochs
