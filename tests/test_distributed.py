@@ -202,44 +202,37 @@ def test_two_processes_take_the_same_steps_as_one(orl_lists, tmp_path, loss):
     assert {p.name for p in (tmp_path / "two").iterdir()} == {p.name for p in (tmp_path / "one").iterdir()}
 
 
-def test_a_killed_distributed_run_resumes_exactly(orl_lists, tmp_path):
-    common = ["--loss", "arcface", "--epochs", "2", "--max-steps", "3"]
+def test_a_killed_sharded_run_resumes_exactly_and_with_another_process_count(orl_lists, tmp_path):
+    """kill -9 in epoch 2 of a two-rank run whose ranks hold C/2 class centres each: last.pt holds
+    the whole matrix; two ranks resume it exactly, and one process takes the same steps as the two-rank
+    run continued, to the float drift between process counts."""
+    import shutil
+
+    common = ["--loss", "arcface", "--epochs", "2", "--max-steps", "3", "--sharded-classifier"]
     _train(orl_lists, tmp_path / "whole", *common, nproc=2)
     killed = _train(orl_lists, tmp_path / "cut", *common, nproc=2, env={"FACEREC_FAULT_KILL_AFTER_STEPS": "5"},
                     check=False)
     assert killed.returncode != 0  # the killed ranks end the job (no hang)
     assert (tmp_path / "cut" / "last.pt").is_file() and not (tmp_path / "cut" / "summary.json").exists()
+    saved = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert saved["epoch"] == 1 and saved["world_size"] == 2
+    assert saved["loss"]["state_dict"]["weight"].shape == (30, 32)  # all 30 centres
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "facerec", "-q", "train", "--resume", str(tmp_path / "cut"), "--no-progress"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
-    assert _steps(tmp_path / "cut") == _steps(tmp_path / "whole")
-    for name in ("metrics.csv",):
-        with open(tmp_path / "cut" / name) as a, open(tmp_path / "whole" / name) as b:
-            keep = ("epoch", "loss", "val_eer", "train_acc")
-            assert [[row[k] for k in keep] for row in csv.DictReader(a)] == [[row[k] for k in keep]
-                                                                              for row in csv.DictReader(b)]
-    # Another number of processes continues it (same global batches), and says so.
-    r = subprocess.run([sys.executable, "-m", "facerec", "train", "--resume", str(tmp_path / "cut"), "--epochs", "3",
-                        "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "was written by 2 process(es), this run has 1" in r.stderr + r.stdout
-    assert len(_steps(tmp_path / "cut")) == 9
-
-
-def test_a_sharded_classifier_run_resumes_with_another_process_count(orl_lists, tmp_path):
-    """Two ranks with C/2 class centres each save the whole matrix; one process resumes it and takes
-    the same steps as the two-rank run continued, to the float drift between process counts."""
-    common = ["--loss", "arcface", "--max-steps", "3", "--sharded-classifier"]
-    _train(orl_lists, tmp_path / "whole", *common, "--epochs", "2", nproc=2)
-    _train(orl_lists, tmp_path / "cut", *common, "--epochs", "1", nproc=2)
-    saved = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
-    assert saved["world_size"] == 2 and saved["loss"]["state_dict"]["weight"].shape == (30, 32)  # all 30 centres
-    r = subprocess.run([sys.executable, "-m", "facerec", "train", "--resume", str(tmp_path / "cut"), "--epochs", "2",
-                        "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    whole = _steps(tmp_path / "whole")
+    assert _steps(tmp_path / "cut") == whole and len(whole) == 6
+    with open(tmp_path / "cut" / "metrics.csv") as a, open(tmp_path / "whole" / "metrics.csv") as b:
+        keep = ("epoch", "loss", "val_eer", "train_acc")
+        assert [[row[k] for k in keep] for row in csv.DictReader(a)] == [[row[k] for k in keep]
+                                                                          for row in csv.DictReader(b)]
+    # One process continues the same run (same global batches), and says so.
+    r = subprocess.run([sys.executable, "-m", "facerec", "train", "--resume", str(tmp_path / "cut1"), "--no-progress"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "was written by 2 process(es), this run has 1" in r.stderr
-    whole, cut = _steps(tmp_path / "whole"), _steps(tmp_path / "cut")
-    assert len(cut) == len(whole) == 6 and cut[:3] == whole[:3]
+    cut = _steps(tmp_path / "cut1")
+    assert len(cut) == 6 and cut[:3] == whole[:3]
     np.testing.assert_allclose(cut[3:], whole[3:], rtol=1e-2)

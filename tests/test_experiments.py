@@ -1,5 +1,6 @@
 """The experiment runner end to end on real ORL faces: a quick loss phase (two presets x two
-seeds) killed mid-run, resumed, skipped when finished, and its comparison report."""
+seeds, two jobs at a time) killed mid-run, resumed, skipped when finished, the same as one job at
+a time without a kill, and its comparison report."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from facerec.cli import main
 from facerec.experiments.index import Index
 
 TINY = ["--set", "input_size=32", "--set", "embedding_dim=64", "--set", "max_steps=4", "--set", "workers=0"]
+TWO_JOBS = ["--jobs", "2", "--devices", "cpu", "--threads-per-job", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def phase(tmp_path_factory, data_root_orl):
     os.chdir(work)  # data_lists/ and the results land in the scratch folder
     try:
         argv = ["experiment", "run", "loss", "--data", "orl", "--data-root", str(data_root_orl), "--quick",
-                "--seeds", "1,2", "--only", "arcface_s30_m03", "--out", str(work / "res"), *TINY]
+                "--seeds", "1,2", "--only", "arcface_s30_m03", "--out", str(work / "res"), *TINY, *TWO_JOBS]
         os.environ["FACEREC_FAULT_KILL_AFTER_STEPS"] = "6"  # every run dies in epoch 2, after epoch 1's checkpoint
         try:
             first = main(argv)
@@ -46,12 +48,30 @@ def test_interrupted_phase_resumes_and_finished_runs_are_skipped(phase):
         ("arcface_s30_m03", 1, "done"), ("arcface_s30_m03", 2, "done"), ("baseline", 1, "done"), ("baseline", 2, "done")]
     for r in rows:
         log = (phase["res"] / "loss" / r["preset"] / f"seed{r['seed']}" / "log.txt").read_text()
-        assert "--resume" in log and "resumed" in log  # continued from epoch 1, not restarted
+        assert "--resume" in log and "resumed" in log and "--device cpu" in log  # continued from epoch 1
         assert r["epochs"] == 2 and 0 <= r["eer"] <= 100 and r["trunk_params"] > 1e6 and r["flops"] > 0
         assert r["hypothesis"]
         assert not (phase["res"] / "loss" / r["preset"] / f"seed{r['seed']}" / "last.pt").exists()  # best.pt suffices
     assert {p: p.stat().st_mtime_ns for p in phase["res"].rglob("summary.json")} == phase["stamps"]
     assert (phase["res"] / "index.csv").read_text().count("\n") == 5
+
+
+def test_one_job_at_a_time_without_a_kill_gives_the_same_runs(phase, data_root_orl):
+    """Two jobs at a time, killed and resumed, trained what one job at a time trains uninterrupted."""
+    import csv
+
+    one = phase["work"] / "one"
+    assert main(["experiment", "run", "loss", "--data", "orl", "--data-root", str(data_root_orl), "--quick", "--seeds",
+                 "1,2", "--only", "arcface_s30_m03", "--out", str(one), "--no-report", *TINY, "--jobs", "1",
+                 "--devices", "cpu", "--threads-per-job", "1"]) == 0
+    a = {(r["preset"], r["seed"]): r for r in Index(one).rows()}
+    b = {(r["preset"], r["seed"]): r for r in Index(phase["res"]).rows()}
+    assert len(a) == 4 and set(a) == set(b)
+    for k in a:
+        assert b[k]["status"] == "done" and a[k]["eer"] == b[k]["eer"] and a[k]["auc"] == b[k]["auc"]
+        rows = [list(csv.DictReader(open(d / "loss" / k[0] / f"seed{k[1]}" / "metrics.csv")))
+                for d in (one, phase["res"])]
+        assert [r["loss"] for r in rows[0]] == [r["loss"] for r in rows[1]] and len(rows[0]) == 2
 
 
 def test_phase_report_compares_with_the_baseline(phase):
