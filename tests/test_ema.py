@@ -42,7 +42,7 @@ def test_the_average_is_an_exponential_moving_average_with_a_warm_up():
 
 
 SMALL = {"model": "resnet18", "input_size": 32, "embedding_dim": 64, "batch_classes": 10, "per_class": 2,
-         "lr": 0.002, "workers": 0, "seed": 11, "loss": "cosface", "ema_decay": 0.9, "t_max": 2}
+         "lr": 0.002, "workers": 0, "seed": 11, "loss": "cosface", "ema_decay": 0.9, "t_max": 2, "max_steps": 5}
 
 
 def _cfg(orl_lists, out, **kw):

@@ -37,4 +37,6 @@ def for_run(t) -> WeightAverage | None:
     --finetune-from); None unless --ema-decay is set."""
     if not t.cfg.ema_decay:
         return None
+    t.log(f"validating and saving a moving average of the weights (--ema-decay {t.cfg.ema_decay:g}, ramped up "
+          "from 0 over the first steps)")
     return WeightAverage(t.model, t.cfg.ema_decay)
