@@ -96,6 +96,10 @@ def test_one_list_of_run_only_keys_decides_what_is_the_same_recipe():
     c = TrainConfig(epochs=11, lr=0.01, workers=2)
     assert recipe_changes(a.to_dict(), c.to_dict()) == ["epochs", "lr"] and not same_recipe(a, c)
     assert recipe_changes(a.to_dict(), TrainConfig(train="t.txt").to_dict(), ignore={"train"}) == []
+    # A config saved before a key existed lacks it: it trained with that key's default.
+    old = {k: v for k, v in a.to_dict().items() if k != "ema_decay"}
+    assert recipe_changes(old, a.to_dict()) == [] and recipe_changes(old, TrainConfig(ema_decay=0.9).to_dict()) == [
+        "ema_decay"]
     # K left unset is chosen at start from the loss and saved as chosen: the same recipe.
     assert same_recipe(TrainConfig(per_class=None), TrainConfig(per_class=2))
     assert not same_recipe(TrainConfig(per_class=3), TrainConfig(per_class=2))

@@ -205,17 +205,19 @@ def test_two_processes_take_the_same_steps_as_one(orl_lists, tmp_path, loss):
 def test_a_killed_sharded_run_resumes_exactly_and_with_another_process_count(orl_lists, tmp_path):
     """kill -9 in epoch 2 of a two-rank run whose ranks hold C/2 class centres each: last.pt holds
     the whole matrix; two ranks resume it exactly, and one process takes the same steps as the two-rank
-    run continued, to the float drift between process counts."""
+    run continued, to the float drift between process counts. The weights' moving average (validated
+    and saved as the model) resumes with them."""
     import shutil
 
-    common = ["--loss", "arcface", "--epochs", "2", "--max-steps", "3", "--sharded-classifier"]
+    common = ["--loss", "arcface", "--epochs", "2", "--max-steps", "3", "--sharded-classifier", "--ema-decay", "0.9"]
     _train(orl_lists, tmp_path / "whole", *common, nproc=2)
     killed = _train(orl_lists, tmp_path / "cut", *common, nproc=2, env={"FACEREC_FAULT_KILL_AFTER_STEPS": "5"},
                     check=False)
     assert killed.returncode != 0  # the killed ranks end the job (no hang)
     assert (tmp_path / "cut" / "last.pt").is_file() and not (tmp_path / "cut" / "summary.json").exists()
     saved = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
-    assert saved["epoch"] == 1 and saved["world_size"] == 2
+    assert saved["epoch"] == 1 and saved["world_size"] == 2 and set(saved["trained_model"]) == set(
+        saved["model"]["state_dict"])
     assert saved["loss"]["state_dict"]["weight"].shape == (30, 32)  # all 30 centres
     shutil.copytree(tmp_path / "cut", tmp_path / "cut1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -225,7 +227,7 @@ def test_a_killed_sharded_run_resumes_exactly_and_with_another_process_count(orl
     whole = _steps(tmp_path / "whole")
     assert _steps(tmp_path / "cut") == whole and len(whole) == 6
     with open(tmp_path / "cut" / "metrics.csv") as a, open(tmp_path / "whole" / "metrics.csv") as b:
-        keep = ("epoch", "loss", "val_eer", "train_acc")
+        keep = ("epoch", "loss", "val_eer", "val_auc", "train_acc")
         assert [[row[k] for k in keep] for row in csv.DictReader(a)] == [[row[k] for k in keep]
                                                                           for row in csv.DictReader(b)]
     # One process continues the same run (same global batches), and says so.

@@ -208,9 +208,12 @@ CHOSEN_AT_START = frozenset({"per_class"})
 
 
 def recipe_changes(before: dict, now: dict, ignore=frozenset()) -> list[str]:
-    """The keys (sorted) whose values differ between two configs, run-only keys and `ignore` left out."""
+    """The keys (sorted) whose values differ between two configs, run-only keys and `ignore` left out.
+    A key one side lacks (a config saved before the key existed) counts as its default."""
+    defaults = TrainConfig().to_dict()
+
     def differs(k):
-        a, b = before.get(k), now.get(k)
+        a, b = before.get(k, defaults.get(k)), now.get(k, defaults.get(k))
         return a != b and not (k in CHOSEN_AT_START and (a is None or b is None))
 
     return sorted(k for k in set(before) | set(now) if k not in RUN_ONLY_KEYS and k not in ignore and differs(k))
