@@ -12,7 +12,16 @@ from facerec.cli import main
 from facerec.experiments.index import Index
 
 TINY = ["--set", "input_size=32", "--set", "embedding_dim=64", "--set", "max_steps=4", "--set", "workers=0"]
-TWO_JOBS = ["--jobs", "2", "--devices", "cpu", "--threads-per-job", "1"]
+
+
+def _loss_phase(out, data_root, *extra: str) -> list[str]:
+    """`experiment run loss` quick on ORL, baseline and one preset, seeds 1 and 2, into `out`."""
+    return ["experiment", "run", "loss", "--data", "orl", "--data-root", str(data_root), "--quick", "--seeds", "1,2",
+            "--only", "arcface_s30_m03", "--out", str(out), *TINY, *extra]
+
+
+def _jobs(n: int) -> list[str]:
+    return ["--jobs", str(n), "--devices", "cpu", "--threads-per-job", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +32,7 @@ def phase(tmp_path_factory, data_root_orl):
     old = os.getcwd()
     os.chdir(work)  # data_lists/ and the results land in the scratch folder
     try:
-        argv = ["experiment", "run", "loss", "--data", "orl", "--data-root", str(data_root_orl), "--quick",
-                "--seeds", "1,2", "--only", "arcface_s30_m03", "--out", str(work / "res"), *TINY, *TWO_JOBS]
+        argv = _loss_phase(work / "res", data_root_orl, *_jobs(2))
         os.environ["FACEREC_FAULT_KILL_AFTER_STEPS"] = "6"  # every run dies in epoch 2, after epoch 1's checkpoint
         try:
             first = main(argv)
@@ -61,9 +69,7 @@ def test_one_job_at_a_time_without_a_kill_gives_the_same_runs(phase, data_root_o
     import csv
 
     one = phase["work"] / "one"
-    assert main(["experiment", "run", "loss", "--data", "orl", "--data-root", str(data_root_orl), "--quick", "--seeds",
-                 "1,2", "--only", "arcface_s30_m03", "--out", str(one), "--no-report", *TINY, "--jobs", "1",
-                 "--devices", "cpu", "--threads-per-job", "1"]) == 0
+    assert main(_loss_phase(one, data_root_orl, "--no-report", *_jobs(1))) == 0
     a = {(r["preset"], r["seed"]): r for r in Index(one).rows()}
     b = {(r["preset"], r["seed"]): r for r in Index(phase["res"]).rows()}
     assert len(a) == 4 and set(a) == set(b)

@@ -21,7 +21,6 @@ class WeightAverage(Callback):
     def __init__(self, model: torch.nn.Module, decay: float):
         from timm.utils import ModelEmaV3
 
-        self.decay = decay
         self.average = ModelEmaV3(model, decay=decay, use_warmup=True, warmup_power=WARMUP_POWER)
 
     @property
