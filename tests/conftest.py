@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Decoded-image stores go to a per-session folder, not the user's ~/.cache.
-os.environ.setdefault("FACEREC_CACHE", tempfile.mkdtemp(prefix="facerec-cache-"))
+if "FACEREC_CACHE" not in os.environ:
+    os.environ["FACEREC_CACHE"] = tempfile.mkdtemp(prefix="facerec-cache-")
+    atexit.register(shutil.rmtree, os.environ["FACEREC_CACHE"], ignore_errors=True)
 # A relative root is pinned now: tests that change directory must still find the data.
 if os.environ.get("FACEREC_DATA"):
     os.environ["FACEREC_DATA"] = str(Path(os.environ["FACEREC_DATA"]).resolve())
