@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# LFW View 2 on one GPU in about ten minutes: the recipe is picked on View 1 (never on a test fold),
+# then its ten folds train side by side. For a GPU machine that has torch, torchvision and timm but
+# where nothing else is installed and nothing can be fetched:
+#
+#   here:   python scripts/pack_lfw.py --out data            # the 49 MiB copy of LFW that travels
+#           pip download --no-deps -d .whl thop==0.1.1.post2209072238   # the one package it lacks
+#   there:  pip install --no-index --no-deps --target /tmp/site .whl/*.whl
+#           PYTHONPATH=/tmp/site bash scripts/gpu_lfw.sh all           # or: view1, then view2 [PRESET]
+#
+# view1  runs the phase $PHASE (default gpu_view2) on View 1 over seeds 42, 123, 456, $JOBS runs at
+#        a time, and prints the pick: the preset with the lowest mean View 1 EER over the seeds (the
+#        rule is fixed here, before any fold is seen).
+# view2  runs `facerec benchmark lfw` with that preset (or the one named), all ten folds at once.
+# Both resume what an earlier call left: a stopped call loses only the epochs in flight.
+# With $OUT set, the phase report, its index and the benchmark records are copied there.
+# A smoke check on a CPU: DEVICE=cpu JOBS=2 VIEW1_ARGS="--quick --seeds 42"
+#   VIEW2_ARGS="--folds 1 --set epochs=1" bash scripts/gpu_lfw.sh all   (extra flags of each step)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+PHASE=${PHASE:-gpu_view2}
+JOBS=${JOBS:-9}
+DEVICE=${DEVICE:-cuda}
+read -r -a VIEW1_EXTRA <<< "${VIEW1_ARGS:-}"
+read -r -a VIEW2_EXTRA <<< "${VIEW2_ARGS:-}"
+VIEW1=runs/gpu-view1
+VIEW2=runs/gpu-view2
+
+save() {  # copy what exists of the records to $OUT (flat: a lent machine sends back few, shallow files)
+    [ -n "${OUT:-}" ] || return 0
+    for f in "$@"; do [ -f "$f" ] && cp "$f" "$OUT/$(echo "${f#runs/}" | tr / _)"; done
+    return 0
+}
+
+pick() {  # the preset with the lowest mean EER over the seeds in the phase's index
+    "$PY" - "$VIEW1/index.csv" "$PHASE" <<'EOF'
+import csv, statistics, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["phase"] == sys.argv[2] and r["status"] == "done"]
+eers = {}
+for r in rows:
+    eers.setdefault(r["preset"], []).append(float(r["eer"]))
+for name, v in sorted(eers.items(), key=lambda kv: statistics.mean(kv[1])):
+    print(f"{name}: View 1 EER {statistics.mean(v):.2f} over {len(v)} seed(s)", file=sys.stderr)
+print(min(eers, key=lambda k: (statistics.mean(eers[k]), k)))
+EOF
+}
+
+view1() {
+    "$PY" -m facerec experiment run "$PHASE" --data lfw --out "$VIEW1" --set device="$DEVICE" --jobs "$JOBS" \
+        --devices "$DEVICE" --no-progress "${VIEW1_EXTRA[@]}"
+    save "$VIEW1/index.csv" "$VIEW1/report/$PHASE.md"
+    pick > "$VIEW1/pick.txt"
+    echo "View 1 pick: $(cat "$VIEW1/pick.txt")"
+}
+
+view2() {
+    local preset=${1:-$(cat "$VIEW1/pick.txt")}
+    "$PY" -m facerec benchmark lfw --preset "$preset" --out "$VIEW2-$preset" --set device="$DEVICE" --jobs 10 \
+        --devices "$DEVICE" --no-progress "${VIEW2_EXTRA[@]}"
+    save "$VIEW2-$preset/benchmark.md" "$VIEW2-$preset/benchmark.json"
+}
+
+case "${1:-}" in
+    view1) view1 ;;
+    view2) view2 "${2:-}" ;;
+    all) view1; view2 ;;
+    *) echo "usage: bash scripts/gpu_lfw.sh view1 | view2 [PRESET] | all" >&2; exit 2 ;;
+esac
