@@ -34,16 +34,17 @@ save() {  # copy what exists of the records to $OUT (flat: a lent machine sends 
     return 0
 }
 
-pick() {  # the preset with the lowest mean EER over the seeds in the phase's index
-    "$PY" - "$VIEW1/index.csv" "$PHASE" <<'EOF'
-import csv, statistics, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["phase"] == sys.argv[2] and r["status"] == "done"]
-eers = {}
-for r in rows:
-    eers.setdefault(r["preset"], []).append(float(r["eer"]))
-for name, v in sorted(eers.items(), key=lambda kv: statistics.mean(kv[1])):
-    print(f"{name}: View 1 EER {statistics.mean(v):.2f} over {len(v)} seed(s)", file=sys.stderr)
-print(min(eers, key=lambda k: (statistics.mean(eers[k]), k)))
+pick() {  # the preset with the lowest mean EER over the seeds, from the phase report's own figures
+    "$PY" - "$VIEW1" "$PHASE" <<'EOF'
+import sys
+from facerec.experiments.compare import groups_from_index
+from facerec.experiments.index import Index
+from facerec.experiments.stats import mean_std
+groups = groups_from_index(Index(sys.argv[1]), sys.argv[2])
+eer = {name: mean_std([r.metrics["eer"] for r in runs]) for name, runs in groups.items()}
+for name, (m, s) in sorted(eer.items(), key=lambda kv: kv[1][0]):
+    print(f"{name}: View 1 EER {m:.2f} ± {s:.2f} over {len(groups[name])} seed(s)", file=sys.stderr)
+print(min(eer, key=lambda k: (eer[k][0], k)))
 EOF
 }
 
