@@ -35,6 +35,24 @@ class EmbeddingHead(nn.Module):
         return self.bn(self.fc(self.dropout(x)))
 
 
+class ArcFaceHead(nn.Module):
+    """arcface_torch's output layer on a (C, h, w) feature map given flattened: BN2d - Dropout -
+    Flatten - FC(C*h*w -> embedding) - BN1d. Unlike pooling it keeps where on the face a feature
+    is (eyes above the mouth), at the cost of an FC h*w times larger."""
+
+    def __init__(self, channels: int, spatial: int, embedding_dim: int, dropout: float):
+        super().__init__()
+        self.map_shape = (channels, spatial, spatial)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels * spatial * spatial, embedding_dim)
+        self.features = nn.BatchNorm1d(embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn2(x.unflatten(1, self.map_shape))
+        return self.features(self.fc(torch.flatten(self.dropout(x), 1)))
+
+
 def __getattr__(name):
     # The old name of EmbeddingNet; `facerec.FaceModel` is the trained model `facerec.load` returns.
     if name == "FaceModel":

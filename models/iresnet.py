@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .base import EmbeddingNet
+from .base import ArcFaceHead, EmbeddingNet
 from .registry import register_model
 from .resnet import scaled, uses_imagenet_stem
 
@@ -61,20 +61,6 @@ class IResNetTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.layers(self.prelu(self.bn1(self.conv1(x)))), 1)
-
-
-class ArcFaceHead(nn.Module):
-    def __init__(self, channels: int, spatial: int, embedding_dim: int, dropout: float):
-        super().__init__()
-        self.map_shape = (channels, spatial, spatial)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels * spatial * spatial, embedding_dim)
-        self.features = nn.BatchNorm1d(embedding_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn2(x.unflatten(1, self.map_shape))
-        return self.features(self.fc(torch.flatten(self.dropout(x), 1)))
 
 
 @register_model()

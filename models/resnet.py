@@ -5,13 +5,18 @@ At width 1.0 the trunk is torchvision's ResNet with `fc` removed, parameter for 
 Stem: `auto` keeps the ImageNet stem (7x7/2 conv + 3x3/2 max-pool) from 128 px up and drops
 the max-pool below 128 px, where it would leave a 2x2 map at layer4 (64 px: 4x4 instead);
 `imagenet` or `face` force either. `head_bn` adds a BatchNorm1d after the projection (the
-BN-neck margin losses like). The attention variants (se_resnet18, cbam_resnet18) live in their
+BN-neck margin losses like). `pool`: `avg` (torchvision's global average pooling, then the
+projection) or `flatten` (no pooling: arcface_torch's output layer BN2d - Dropout - Flatten - FC -
+BN1d on the last feature map, which keeps where on the face each feature is; the FC grows with
+the map, 2x2 at 64 px with the ImageNet stem, and is the "final FC" the budget excludes; its BN1d
+stands in for `head_bn`). The attention variants (se_resnet18, cbam_resnet18) live in their
 own files and reuse `ResNetTrunk` with an attention factory.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -20,8 +25,10 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from facerec.errors import FacerecError
 
-from .base import EmbeddingHead, EmbeddingNet
+from .base import ArcFaceHead, EmbeddingHead, EmbeddingNet
 from .registry import register_model
+
+POOLS = ("avg", "flatten")
 
 
 def scaled(channels: int, width: float) -> int:
@@ -52,11 +59,13 @@ class AttentionBasicBlock(BasicBlock):
 
 
 class ResNetTrunk(nn.Module):
-    """conv1-bn-relu-[maxpool]-layer1..4-avgpool-flatten: image -> feature vector."""
+    """conv1-bn-relu-[maxpool]-layer1..4-[avgpool]-flatten: image -> feature vector."""
 
     def __init__(self, block, layers, *, width: float = 1.0, maxpool: bool = True,
-                 attention: Callable[[int], nn.Module] | None = None):
+                 attention: Callable[[int], nn.Module] | None = None, pool: str = "avg"):
         super().__init__()
+        if pool not in POOLS:
+            raise FacerecError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         self.inplanes = scaled(64, width)
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
@@ -70,8 +79,8 @@ class ResNetTrunk(nn.Module):
         self.layer2 = self._make_layer(block, make, scaled(128, width), layers[1], stride=2)
         self.layer3 = self._make_layer(block, make, scaled(256, width), layers[2], stride=2)
         self.layer4 = self._make_layer(block, make, scaled(512, width), layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.out_features = self.inplanes
+        self.avgpool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.Identity()
+        self.out_channels = self.inplanes
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -98,50 +107,58 @@ class ResNetTrunk(nn.Module):
 
 
 def build_resnet(name, block, layers, *, embedding_dim, input_size, width=1.0, stem="auto", dropout=0.0,
-                 head_bn=False, attention=None) -> EmbeddingNet:
+                 head_bn=False, pool="avg", attention=None) -> EmbeddingNet:
     if width <= 0:
         raise FacerecError(f"width must be > 0, got {width}")
-    trunk = ResNetTrunk(block, layers, width=width, maxpool=uses_imagenet_stem(stem, input_size), attention=attention)
-    head = EmbeddingHead(trunk.out_features, embedding_dim, dropout=dropout, bn=head_bn)
+    maxpool = uses_imagenet_stem(stem, input_size)
+    trunk = ResNetTrunk(block, layers, width=width, maxpool=maxpool, attention=attention, pool=pool)
+    if pool == "flatten":
+        # Every stride-2 step (stem conv, max-pool, layer2-4's first conv) halves rounding up.
+        spatial = math.ceil(input_size / 2 ** (4 + maxpool))
+        head = ArcFaceHead(trunk.out_channels, spatial, embedding_dim, dropout)
+    else:
+        head = EmbeddingHead(trunk.out_channels, embedding_dim, dropout=dropout, bn=head_bn)
     return EmbeddingNet(trunk, head, name=name, embedding_dim=embedding_dim, input_size=input_size)
 
 
 @register_model()
-def resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False):
+def resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False, pool="avg"):
     return build_resnet("resnet18", BasicBlock, [2, 2, 2, 2], embedding_dim=embedding_dim, input_size=input_size,
-                        width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+                        width=width, stem=stem, dropout=dropout, head_bn=head_bn, pool=pool)
 
 
 @register_model()
-def resnet18_w075(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False):
+def resnet18_w075(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False, pool="avg"):
     return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.75, stem=stem, dropout=dropout,
                     head_bn=head_bn)
 
 
 @register_model()
-def resnet18_w050(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False):
+def resnet18_w050(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False, pool="avg"):
     return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.5, stem=stem, dropout=dropout,
                     head_bn=head_bn)
 
 
 @register_model()
-def resnet34(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False):
+def resnet34(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False, pool="avg"):
     """Stock ResNet34: 21.3M trunk parameters, over the 11.5M budget (the guard refuses it)."""
     return build_resnet("resnet34", BasicBlock, [3, 4, 6, 3], embedding_dim=embedding_dim, input_size=input_size,
-                        width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+                        width=width, stem=stem, dropout=dropout, head_bn=head_bn, pool=pool)
 
 
 @register_model()
-def resnet34_slim(*, embedding_dim=512, input_size=112, width=0.73, stem="auto", dropout=0.0, head_bn=False):
+def resnet34_slim(*, embedding_dim=512, input_size=112, width=0.73, stem="auto", dropout=0.0, head_bn=False,
+                  pool="avg"):
     """ResNet34's depth at 0.73 width (channels 48/96/184/376, 11,352,752 trunk parameters): the
     widest on a 0.01 grid that fits 11.5M, as `facerec params resnet34 --check` suggests."""
     return build_resnet("resnet34_slim", BasicBlock, [3, 4, 6, 3], embedding_dim=embedding_dim,
-                        input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+                        input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn, pool=pool)
 
 
 @register_model()
-def resnet18_bottleneck(*, embedding_dim=512, input_size=112, width=0.875, stem="auto", dropout=0.0, head_bn=False):
+def resnet18_bottleneck(*, embedding_dim=512, input_size=112, width=0.875, stem="auto", dropout=0.0, head_bn=False,
+                        pool="avg"):
     """Bottleneck blocks (x4 expansion) in ResNet18's [2, 2, 2, 2] layout at 0.875 width (planes
     56/112/224/448, 1792 features, 10,681,944 trunk parameters). 0.91 would also fit, by 4k."""
     return build_resnet("resnet18_bottleneck", Bottleneck, [2, 2, 2, 2], embedding_dim=embedding_dim,
-                        input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn)
+                        input_size=input_size, width=width, stem=stem, dropout=dropout, head_bn=head_bn, pool=pool)

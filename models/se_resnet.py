@@ -29,8 +29,8 @@ class SqueezeExcite(nn.Module):
 
 
 @register_model()
-def se_resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False,
+def se_resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropout=0.0, head_bn=False, pool="avg",
                 reduction=16):
     return build_resnet("se_resnet18", BasicBlock, [2, 2, 2, 2], embedding_dim=embedding_dim, input_size=input_size,
-                        width=width, stem=stem, dropout=dropout, head_bn=head_bn,
+                        width=width, stem=stem, dropout=dropout, head_bn=head_bn, pool=pool,
                         attention=functools.partial(SqueezeExcite, reduction=reduction))

@@ -52,8 +52,8 @@ def test_registry_refuses_unknown_names_and_keywords():
 
 
 def test_width_keyword_scales_any_multiplier():
-    assert models.create("resnet18", width=0.5).trunk.out_features == 256
-    assert models.create("resnet18", width=1.5).trunk.out_features == 768
+    assert models.create("resnet18", width=0.5).trunk.out_channels == 256
+    assert models.create("resnet18", width=1.5).trunk.out_channels == 768
     w075 = budget.counts(models.create("resnet18_w075"))["trunk_params"]
     assert w075 == budget.counts(models.create("resnet18", width=0.75))["trunk_params"]
 
@@ -80,3 +80,30 @@ def test_resnet18_has_no_graph_break():
     m = models.create("resnet18", embedding_dim=32, input_size=64, width=0.25).eval()
     explain = torch._dynamo.explain(m)(torch.randn(1, 3, 64, 64))
     assert explain.graph_break_count == 0
+
+
+@pytest.mark.parametrize("size,stem,spatial", [(64, "imagenet", 2), (64, "auto", 4), (112, "auto", 7), (100, "auto", 7),
+                                               (224, "auto", 7)])
+def test_resnet_flatten_head_keeps_torchvisions_feature_map(size, stem, spatial):
+    """pool="flatten": the trunk's output is torchvision ResNet18's layer4 map, flattened, and the
+    head is arcface_torch's output layer sized to that map; the trunk's parameters do not change."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    torch.manual_seed(0)
+    m = models.create("resnet18", embedding_dim=32, input_size=size, stem=stem, pool="flatten").eval()
+    ref = tv_resnet18().eval()
+    missing, unexpected = ref.load_state_dict(m.trunk.state_dict(), strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected
+    if stem == "auto" and size < 128:
+        ref.maxpool = torch.nn.Identity()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        r = ref.conv1(x)
+        r = ref.layer4(ref.layer3(ref.layer2(ref.layer1(ref.maxpool(ref.relu(ref.bn1(r)))))))
+        assert r.shape[-2:] == (spatial, spatial)
+        assert torch.allclose(m.trunk(x), r.flatten(1), atol=1e-5)
+        assert m(x).shape == (2, 32)
+    assert m.head.fc.in_features == 512 * spatial * spatial
+    assert budget.counts(m)["trunk_params"] == 11_176_512  # torchvision's resnet18 without fc
+    with pytest.raises(FacerecError, match="pool must be one of avg, flatten, got 'max'"):
+        models.create("resnet18", pool="max")
