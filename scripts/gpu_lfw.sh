@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 PHASE=${PHASE:-gpu_view2}
-JOBS=${JOBS:-6}
+JOBS=${JOBS:-9}
 DEVICE=${DEVICE:-cuda}
 read -r -a VIEW1_EXTRA <<< "${VIEW1_ARGS:-}"
 read -r -a VIEW2_EXTRA <<< "${VIEW2_ARGS:-}"
