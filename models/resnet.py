@@ -130,13 +130,13 @@ def resnet18(*, embedding_dim=512, input_size=112, width=1.0, stem="auto", dropo
 @register_model()
 def resnet18_w075(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False, pool="avg"):
     return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.75, stem=stem, dropout=dropout,
-                    head_bn=head_bn)
+                    head_bn=head_bn, pool=pool)
 
 
 @register_model()
 def resnet18_w050(*, embedding_dim=512, input_size=112, stem="auto", dropout=0.0, head_bn=False, pool="avg"):
     return resnet18(embedding_dim=embedding_dim, input_size=input_size, width=0.5, stem=stem, dropout=dropout,
-                    head_bn=head_bn)
+                    head_bn=head_bn, pool=pool)
 
 
 @register_model()

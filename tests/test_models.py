@@ -107,3 +107,14 @@ def test_resnet_flatten_head_keeps_torchvisions_feature_map(size, stem, spatial)
     assert budget.counts(m)["trunk_params"] == 11_176_512  # torchvision's resnet18 without fc
     with pytest.raises(FacerecError, match="pool must be one of avg, flatten, got 'max'"):
         models.create("resnet18", pool="max")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet18_w075", "resnet18_w050", "resnet34", "resnet34_slim",
+                                  "resnet18_bottleneck", "se_resnet18", "cbam_resnet18"])
+def test_every_resnet_honours_pool(name):
+    from facerec.models.base import ArcFaceHead
+
+    m = models.create(name, embedding_dim=16, input_size=64, stem="imagenet", pool="flatten")
+    assert isinstance(m.head, ArcFaceHead)
+    assert m.head.fc.in_features == m.trunk.out_channels * 2 * 2
+    assert not isinstance(models.create(name, embedding_dim=16, input_size=64).head, ArcFaceHead)
