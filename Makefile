@@ -16,7 +16,7 @@ QUICK  ?=
 SEEDS  ?=
 NPROC  ?=
 
-.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-jobs bench-serve bench-demo lfw-view2 clean experiments report
+.PHONY: setup test lint demo train finetune params lists bench bench-steps bench-scale bench-ddp bench-jobs bench-serve bench-demo lfw-view2 clean experiments
 
 setup: $(STAMP)
 

@@ -28,7 +28,7 @@ read -r -a VIEW2_EXTRA <<< "${VIEW2_ARGS:-}"
 VIEW1=runs/gpu-view1
 VIEW2=runs/gpu-view2
 
-save() {  # copy what exists of the records to $OUT (flat: a lent machine sends back few, shallow files)
+save() {  # copy what exists of the records to $OUT (flat: some remote runners return only top-level files)
     [ -n "${OUT:-}" ] || return 0
     for f in "$@"; do [ -f "$f" ] && cp "$f" "$OUT/$(echo "${f#runs/}" | tr / _)"; done
     return 0
