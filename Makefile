@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_train.py --models resnet18,mobilefacenet --input-size 112 --steps 3
 	$(FACEREC) params --input-size 112 | tee /dev/stderr | $(PY) scripts/benchlog.py "Backbones at 112 px" "facerec params --input-size 112"
 	$(PY) scripts/bench_embed.py --model resnet18 --input-size 112
+	$(PY) scripts/bench_augment.py
 
 # Each data-path and step option measured alone (per-image DataLoader vs decoded store, NCHW vs
 # channels_last, eager vs torch.compile): ~9 min on the 2-core CPU, so apart from `make bench`.

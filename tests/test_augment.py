@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from facerec import config
-from facerec.data.augment import mix_batch
+from facerec.config.fields import TrainConfig
+from facerec.data.augment import LEVELS, KeepBox, LowResolution, mix_batch
 from facerec.data.transforms import BatchTransform, Preprocess
 from facerec.errors import FacerecError
 from facerec.trainer import Trainer
@@ -17,7 +18,14 @@ def _batch(n=6, r=40):
     return torch.randint(0, 256, (n, 3, r, r), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("level", ["none", "crop", "conservative", "medium", "aggressive"])
+def test_the_config_offers_every_level():
+    import dataclasses
+
+    choices = next(f for f in dataclasses.fields(TrainConfig) if f.name == "augment").metadata["choices"]
+    assert tuple(choices) == LEVELS
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_levels_are_reproducible_and_shaped(level):
     pre = Preprocess(input_size=32, hflip=False)
     t = BatchTransform(pre, train=True, augment=level)
@@ -36,6 +44,48 @@ def test_none_is_the_centre_crop_and_leaves_global_rng_alone():
     state = torch.get_rng_state()
     BatchTransform(pre, train=True, augment="aggressive")(x, torch.Generator().manual_seed(1))
     assert torch.equal(state, torch.get_rng_state())  # v2's draws are forked, so resume stays exact
+
+
+def test_keep_box_keeps_one_box_in_place_and_zeroes_the_rest():
+    x = torch.randint(1, 256, (3, 40, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    areas = []
+    for seed in range(200):
+        torch.manual_seed(seed)
+        out = KeepBox()(x)
+        kept = (out != 0).all(0)
+        rows, cols = kept.any(1).nonzero().flatten(), kept.any(0).nonzero().flatten()
+        i, h = int(rows[0]), int(rows[-1] - rows[0] + 1)
+        j, w = int(cols[0]), int(cols[-1] - cols[0] + 1)
+        assert int(kept.sum()) == h * w  # one filled rectangle
+        assert torch.equal(out[:, i : i + h, j : j + w], x[:, i : i + h, j : j + w])  # in place, unscaled
+        areas.append(h * w / 1600)
+        assert 0.19 <= h * w / 1600 <= 1.0 and 3 / 4 - 0.1 <= w / h <= 4 / 3 + 0.1  # RandomResizedCrop's box
+    assert min(areas) < 0.3 and max(areas) > 0.9  # the whole 0.2-1 range is drawn
+
+
+def test_low_resolution_leaves_only_the_small_image_detail():
+    # Resizing is separable: out = A @ small @ B.T per channel, so a 32-pixel image that went through
+    # an 8-pixel one has rank <= 8; uint8 rounding adds only a small remainder beyond the 8th value.
+    x = torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    full = torch.linalg.svdvals(x.float())
+    for seed in range(6):  # several draws of the two interpolations
+        torch.manual_seed(seed)
+        out = LowResolution(side=(0.25, 0.25))(x)
+        assert out.shape == x.shape and out.dtype == torch.uint8
+        sv = torch.linalg.svdvals(out.float())  # (3, 32) per channel
+        assert (sv[:, 8] < 0.1 * full[:, 8]).all()
+
+
+def test_adaface_applies_each_augmentation_to_a_fifth_of_the_images():
+    pre = Preprocess(input_size=16, hflip=False, mean=(0, 0, 0), std=(1, 1, 1))
+    x = torch.randint(100, 200, (1000, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    out = BatchTransform(pre, train=True, augment="adaface")(x, torch.Generator().manual_seed(1))
+    boxed = (out == 0).flatten(1).any(1).float().mean().item()  # only the box zeroes a 100-199 image
+    assert 0.15 < boxed < 0.25
+    y = out * 255
+    changed = torch.minimum((y - x.float()).abs().flatten(1).amax(1),  # the level mirrors, too
+                            (y - x.flip(-1).float()).abs().flatten(1).amax(1)).gt(1).float().mean().item()
+    assert 0.4 < changed < 0.6  # 1 - 0.8^3 = 0.49 of the images get at least one of the three
 
 
 def test_mixup_is_a_convex_combination():
@@ -71,3 +121,14 @@ def test_aggressive_cutmix_trains_on_orl(orl_dir, tmp_path, one_thread):
 
     rows = list(csv.DictReader(open(f"{summary['run_dir']}/metrics.csv")))
     assert len(rows) == 1 and float(rows[0]["loss"]) > 0
+
+
+def test_adaface_augmentation_trains_on_orl(orl_dir, tmp_path, one_thread):
+    cfg = config.load([], {"train": str(orl_dir), "model": "resnet18", "input_size": 32, "embedding_dim": 64,
+                           "batch_classes": 10, "epochs": 1, "max_steps": 3, "workers": 0, "loss": "arcface",
+                           "augment": "adaface", "out": str(tmp_path)})
+    summary = Trainer(cfg, progress=False, log=lambda *_: None).fit()
+    import csv
+
+    rows = list(csv.DictReader(open(f"{summary['run_dir']}/metrics.csv")))
+    assert len(rows) == 1 and 0 < float(rows[0]["loss"]) < float("inf")

@@ -57,8 +57,9 @@ class TrainConfig:
     std: list = knob([0.5, 0.5, 0.5], "normalisation std, comma-separated RGB")
     hflip: bool = knob(True, "random horizontal flips while training")
     augment: str = knob("crop",
-        "augmentation level (none, crop, conservative, medium, aggressive)",
-        choices=("none", "crop", "conservative", "medium", "aggressive"))
+        "augmentation level: none, crop, conservative, medium, aggressive (each adds to the one before), or "
+        "adaface (AdaFace's crop, low resolution and colour jitter, each at p=0.2)",
+        choices=("none", "crop", "conservative", "medium", "aggressive", "adaface"))
     mix: str = knob("none", "mixup or cutmix for classifier losses", choices=("none", "mixup", "cutmix"))
     mix_alpha: float = knob(1.0, "Beta(alpha, alpha) of the mixing weight")
     max_classes: int | None = knob(None, "train on the N identities with the most images (quick runs)")

@@ -6,6 +6,11 @@ Levels (each adds to the one before):
   conservative  random crop, mirror, rotation +-5 deg
   medium        rotation +-10 deg, colour jitter 0.2, grayscale p=0.1
   aggressive    + Gaussian blur (p=0.3) and random erasing (p=0.25)
+and, apart from that ladder:
+  adaface       random crop and mirror, then AdaFace's three (Kim et al., CVPR 2022), each at
+                p=0.2: a random box (area 0.2-1, aspect 3/4-4/3) kept in place with the rest zeroed,
+                low resolution (down to 0.2-1 of the side and back, random interpolations) and
+                colour jitter 0.5 (brightness, contrast, saturation)
 The per-image ops are torchvision.transforms.v2 on uint8 tensors, applied one image at a time
 (a v2 transform given a batch draws one set of parameters for the whole batch).
 
@@ -21,7 +26,59 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-LEVELS = ("none", "crop", "conservative", "medium", "aggressive")
+LEVELS = ("none", "crop", "conservative", "medium", "aggressive", "adaface")
+ADAFACE_P = 0.2  # each of AdaFace's three augmentations, as in its published training scripts
+_INTERPOLATIONS = (v2.InterpolationMode.NEAREST, v2.InterpolationMode.BILINEAR, v2.InterpolationMode.BICUBIC)
+
+
+class KeepBox:
+    """AdaFace's crop: a RandomResizedCrop box (area `scale`, aspect `ratio`) left where it is, at
+    its own scale, and everything outside it zeroed, so the face is partly cut off without moving."""
+
+    def __init__(self, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3)):
+        self.scale, self.ratio = scale, ratio
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import RandomResizedCrop
+
+        i, j, h, w = RandomResizedCrop.get_params(img, list(self.scale), list(self.ratio))
+        out = torch.zeros_like(img)
+        out[..., i : i + h, j : j + w] = img[..., i : i + h, j : j + w]
+        return out
+
+
+class LowResolution:
+    """AdaFace's low-resolution augmentation: resize the side to a uniform `side` fraction (at least
+    one pixel), then back, each way with a randomly chosen interpolation."""
+
+    def __init__(self, side=(0.2, 1.0)):
+        self.side = side
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as F
+
+        h, w = img.shape[-2:]
+        lo, hi = self.side
+        r = lo + (hi - lo) * float(torch.rand(()))
+        small = [max(1, int(r * h)), max(1, int(r * w))]
+        down, up = (_INTERPOLATIONS[int(k)] for k in torch.randint(len(_INTERPOLATIONS), (2,)))
+        img = F.resize(img, small, interpolation=down, antialias=True)
+        return F.resize(img, [h, w], interpolation=up, antialias=True)
+
+
+class AdaFaceAugment:
+    """AdaFace's crop, low resolution and colour jitter, in that order, each on its own coin at `p`
+    (plain coins rather than v2.RandomApply: a third of the time on 64-px faces)."""
+
+    def __init__(self, p: float = ADAFACE_P):
+        self.p = p
+        self.ops = (KeepBox(), LowResolution(), v2.ColorJitter(brightness=0.5, contrast=0.5, saturation=0.5))
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        for op, coin in zip(self.ops, torch.rand(len(self.ops)).tolist()):
+            if coin < self.p:
+                img = op(img)
+        return img
 MIXES = ("none", "mixup", "cutmix")
 
 
@@ -31,6 +88,8 @@ def per_image_ops(level: str):
         return None
     if level == "conservative":
         return v2.RandomRotation(5)
+    if level == "adaface":
+        return AdaFaceAugment()
     ops = [v2.RandomRotation(10), v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2), v2.RandomGrayscale(0.1)]
     if level == "aggressive":
         ops += [v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 2.0))], p=0.3),
@@ -45,7 +104,7 @@ def random_crop(level: str) -> bool:
 def mirror(level: str, hflip: bool) -> bool:
     if level == "none":
         return False
-    return hflip or level in ("conservative", "medium", "aggressive")
+    return hflip or level in ("conservative", "medium", "aggressive", "adaface")
 
 
 def mix_batch(x: torch.Tensor, mode: str, alpha: float, generator: torch.Generator | None = None):
