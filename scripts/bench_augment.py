@@ -23,12 +23,12 @@ from benchlog import append, median_seconds
 
 
 def faces(root: Path, n: int, pre) -> torch.Tensor:
-    from facerec.data.decode import load_face
+    from facerec.data.decode import load_faces
 
     paths = sorted((root / "lfw" / "images_deepfunneled").glob("*/*.jpg"))[:n]
     if len(paths) < n:
         raise SystemExit(f"{root}/lfw/images_deepfunneled: expected at least {n} images, found {len(paths)}")
-    return torch.stack([load_face(str(p), pre) for p in paths])
+    return load_faces([str(p) for p in paths], pre)
 
 
 def step_seconds(x: torch.Tensor, pre, repeats: int) -> float:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
+from torchvision.transforms import RandomResizedCrop, v2
+from torchvision.transforms.v2 import functional as F
 
 LEVELS = ("none", "crop", "conservative", "medium", "aggressive", "adaface")
 MIXES = ("none", "mixup", "cutmix")
@@ -40,8 +41,6 @@ class KeepBox:
         self.scale, self.ratio = scale, ratio
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        from torchvision.transforms import RandomResizedCrop
-
         i, j, h, w = RandomResizedCrop.get_params(img, list(self.scale), list(self.ratio))
         out = torch.zeros_like(img)
         out[..., i : i + h, j : j + w] = img[..., i : i + h, j : j + w]
@@ -56,8 +55,6 @@ class LowResolution:
         self.side = side
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        from torchvision.transforms.v2 import functional as F
-
         h, w = img.shape[-2:]
         lo, hi = self.side
         r = lo + (hi - lo) * float(torch.rand(()))
@@ -104,7 +101,7 @@ def random_crop(level: str) -> bool:
 def mirror(level: str, hflip: bool) -> bool:
     if level == "none":
         return False
-    return hflip or level in ("conservative", "medium", "aggressive", "adaface")
+    return hflip or level != "crop"  # every level but plain crop mirrors
 
 
 def mix_batch(x: torch.Tensor, mode: str, alpha: float, generator: torch.Generator | None = None):
