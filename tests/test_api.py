@@ -67,6 +67,59 @@ def test_embed_equals_eval_and_takes_any_image_form(run, model, tmp_path, capsys
     assert x.shape == (1, 3, 32, 32) and x.dtype.is_floating_point and -1.01 <= float(x.min()) < float(x.max()) <= 1.01
 
 
+def test_test_crops_sum_the_five_crops_and_their_mirrors(run, tmp_path, capsys):
+    """By hand: torchvision's FiveCrop of each decoded face, each view and its mirror through the
+    network, the raw embeddings summed, then L2-normalised; `facerec eval --test-crops 5` and an
+    ONNX export (the crops are preprocessing, not part of the network) score the same."""
+    import torch
+    from torchvision.transforms import v2
+
+    from facerec.inference import images as image_io
+    from facerec.inference.export import export
+    from facerec.inference.facemodel import load_onnx
+
+    m = facerec.load(run["ckpt"], device="cpu")
+    m.test_crops = 5
+    assert m.test_crops == 5 and "test_crops=5" in repr(m) and m.tta
+    pairs = read_pairs(run["val"])
+    paths = [str(pairs.root / p) for p in pairs.unique_paths()[0][:12]]
+    x = image_io.faces(paths, m.pre).float() / 255 * 2 - 1  # mean = std = 0.5
+    m.net.eval()
+    with torch.no_grad():
+        e = sum(m.net(c).double() + m.net(c.flip(-1)).double() for c in v2.FiveCrop(m.pre.input_size)(x)).numpy()
+    by_hand = e / np.linalg.norm(e, axis=1, keepdims=True)
+    np.testing.assert_allclose(m.embed(paths), by_hand, atol=1e-5)
+    assert np.abs(m.embed(paths, tta=False) - by_hand).max() > 1e-3  # the mirrors count
+    assert m.preprocess(paths[:2]).shape == (2, 5, 3, 32, 32)
+
+    out = tmp_path / "crops.csv"
+    assert main(["eval", "--checkpoint", str(run["ckpt"]), "--pairs", str(run["val"]), "--output", str(out),
+                 "--test-crops", "5", "--workers", "0", "--no-progress"]) == 0
+    capsys.readouterr()
+    np.testing.assert_allclose(read_scores(out).scores, _pair_scores(m, pairs), atol=1e-5, rtol=0)
+    assert export(m, "onnx", tmp_path / "m.onnx", check_images=paths[:4]).ok
+    onnx_model = load_onnx(tmp_path / "m.onnx")
+    assert onnx_model.test_crops == 5
+    np.testing.assert_allclose(onnx_model.embed(paths), by_hand, atol=1e-4)
+    with pytest.raises(FacerecError, match="test crops: expected one of 1, 5, got 3"):
+        m.test_crops = 3
+
+
+def test_a_run_with_test_crops_validates_as_its_checkpoint_scores(run, tmp_path):
+    """Validation while training (BatchTransform's views) and the saved model (eval_transform's)
+    embed the same five crops: the run's last scores are the loaded model's."""
+    run_dir = tmp_path / "crops"
+    assert main(["-q", "train", "--train", str(run["work"] / "orl_train.txt"), "--val", str(run["val"]), *SMALL,
+                 "--epochs", "1", "--tta", "--test-crops", "5", "--run-dir", str(run_dir)]) == 0
+    m = facerec.load(run_dir / "last.pt", device="cpu")
+    assert m.test_crops == 5
+    s = read_scores(run_dir / "scores.txt")
+    pairs = read_pairs(run["val"])
+    root = pairs.root
+    e = m.embed([str(root / p) for p in s.path1] + [str(root / p) for p in s.path2])
+    np.testing.assert_allclose((e[: len(s.path1)] * e[len(s.path1):]).sum(1), s.scores, atol=1e-5)
+
+
 def naive_threshold_at_far(scores, labels, far) -> float:
     """Lowest threshold t (accept score >= t) with FPR <= far, by trying every score."""
     neg = scores[labels == 0]

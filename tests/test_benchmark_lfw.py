@@ -267,6 +267,39 @@ def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, dat
     assert again["scores"] == pytest.approx(mirrored_run["scores"], abs=1e-5)
 
 
+def test_test_crops_are_a_scoring_choice_that_rescores_without_training(view2_fold3, data_root_lfw, tmp_path,
+                                                                       monkeypatch):
+    lists = view2_fold3[0]
+    out, centre_run = _finished_fold(view2_fold3, tmp_path, monkeypatch)
+    argv = _argv(out, data_root_lfw)
+    assert centre_run["test_crops"] == 1  # the recipe's own key
+    assert main(argv + ["--test-crops", "5"]) == 0
+    fold = json.loads((out / "fold03" / "fold.json").read_text())
+    bench = json.loads((out / "benchmark.json").read_text())
+    assert fold["test_crops"] == 5 and bench["test_crops"] == 5 and fold["labels"] == centre_run["labels"]
+    assert "test crops: **5 (the centre and the four corners" in (out / "benchmark.md").read_text()
+    assert (out / "fold03" / "embeddings-tta-crops5.npz").is_file()  # beside, not over, the centre crop's file
+    assert (out / "fold03" / "embeddings-tta.npz").is_file()
+    # The scores are the fold model's with five crops (their sum is checked by hand in test_api).
+    m = facerec.load(centre_run["run_dir"] + "/last.pt", device="cpu")
+    m.test_crops = 5
+    test = read_pairs(lists / "lfw" / "view2_pairs.csv").subset_folds([3])
+    e = m.embed([str(test.root / p) for pair in zip(test.path1[:12], test.path2[:12]) for p in pair])
+    assert fold["scores"][:12] == pytest.approx((e[0::2] * e[1::2]).sum(1).tolist(), abs=1e-4)
+    assert fold["scores"][:12] != pytest.approx(centre_run["scores"][:12], abs=1e-4)
+
+    # Asked again: reused. --jobs hands the choice to each fold's process; the recipe's 1 goes back.
+    stamp = (out / "fold03" / "fold.json").stat().st_mtime_ns
+    assert main(argv + ["--test-crops", "5"]) == 0 and (out / "fold03" / "fold.json").stat().st_mtime_ns == stamp
+    commands = _record_jobs(monkeypatch)
+    assert main(argv + ["--test-crops", "5", "--jobs", "1", "--devices", "cpu"]) == 0 and commands == []
+    assert main(argv + ["--jobs", "1", "--devices", "cpu"]) == 1
+    assert commands[0][commands[0].index("--test-crops") + 1] == "1"
+    assert main(argv) == 0
+    again = json.loads((out / "fold03" / "fold.json").read_text())
+    assert again["test_crops"] == 1 and again["scores"] == pytest.approx(centre_run["scores"], abs=1e-5)
+
+
 def test_a_record_without_tta_or_shift_fields_reads_its_runs_config(tmp_path):
     from facerec.experiments.benchmark_lfw import fold_done
 
@@ -281,6 +314,9 @@ def test_a_record_without_tta_or_shift_fields_reads_its_runs_config(tmp_path):
     # Nor a threshold shift: it was scored at the threshold chosen on the other folds, unshifted.
     assert fold_done(1, tmp_path)["threshold_shift"] == 0.0 and fold_done(1, tmp_path, "none", True, 0.0) is not None
     assert fold_done(1, tmp_path, "none", True, 0.05) is None
+    # Nor test crops: the centre crop alone.
+    assert fold_done(1, tmp_path)["test_crops"] == 1 and fold_done(1, tmp_path, "none", True, 0.0, 1) is not None
+    assert fold_done(1, tmp_path, "none", True, 0.0, 5) is None
 
 
 def test_threshold_shift_lowers_the_chosen_threshold_and_rescores_without_training(

@@ -60,6 +60,15 @@ def test_bad_values_are_named():
         config.load(["baselin"])
 
 
+def test_a_numeric_choice_is_checked_as_a_number_from_yaml_and_flags():
+    assert config.load([], {"test_crops": "5"}).test_crops == 5 and config.load([], {"test_crops": 1}).test_crops == 1
+    with pytest.raises(FacerecError, match="test_crops must be one of 1, 5, got 3"):
+        config.load([], {"test_crops": 3})
+    assert build_parser().parse_args(["train", "--test-crops", "5"]).test_crops == "5"  # typed by config.load
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--test-crops", "4"])
+
+
 def test_unknown_flag_is_refused():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--lerning-rate", "0.1"])

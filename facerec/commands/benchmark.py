@@ -30,6 +30,10 @@ def add_parser(sub) -> None:
                    help="score with mirror test-time augmentation (each image's embedding adds its mirror's), "
                         "or not; a scoring choice only: folds scored the other way are rescored without "
                         "retraining (default: the recipe's tta key)")
+    p.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
+                   help="crops of each face embedded and summed when scoring: 1 (the centre) or 5 (and the four "
+                        "corners, the extremes of training's random crop); a scoring choice only, like --tta "
+                        "(default: the recipe's test_crops key)")
     p.add_argument("--threshold-shift", type=finite_number, default=0.0, metavar="X",
                    help="subtract X from the threshold chosen on the other nine folds' pairs: their people were "
                         "trained on, so that threshold runs high for a test fold's strangers. Fix X beforehand on "
@@ -61,18 +65,19 @@ def run(args) -> int:
     pairs_path, train_dir = lists(cfg)
     fold_cfgs = {k: fold_config(k, cfg, train_dir, out) for k in folds}  # a changed recipe fails before any work
     tta = bool(cfg.tta) if args.tta is None else args.tta
+    crops = cfg.test_crops if args.test_crops is None else args.test_crops
     out.mkdir(parents=True, exist_ok=True)
     held = lock(out, "results folder") if args.summary else None  # a --jobs process runs under its parent's lock
     try:
         slots = slots_for(args.jobs, args.devices, list(fold_cfgs.values()), len(folds), args.threads_per_job)
         if slots is not None:
-            failed = _run_jobs(args, folds, out, slots, tta)
+            failed = _run_jobs(args, folds, out, slots, tta, crops)
             if failed:
                 print(f"{len(failed)} fold(s) failed: {', '.join(map(str, failed))}; see their log.txt")
                 return 1
         pairs = read_pairs(pairs_path)
         results = [run_fold(k, cfg, pairs, train_dir, out, progress_on(args) and slots is None, args.backend, tta,
-                            args.threshold_shift) for k in folds]
+                            args.threshold_shift, crops) for k in folds]
         if not args.summary:
             return 0
         s = summarize(results, out)
@@ -81,13 +86,14 @@ def run(args) -> int:
             held.release()
     sem = f"{s['accuracy_sem']:.2f}" if len(folds) > 1 else "n/a (1 fold)"
     shifted = f", threshold shift {args.threshold_shift:g}" if args.threshold_shift else ""
-    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}{shifted}: accuracy "
+    views = f", {crops} test crops" if crops != 1 else ""
+    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}{views}{shifted}: accuracy "
           f"{s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
           f"EER {s['pooled']['eer']:.2f}%, AUC {s['pooled']['auc']:.4f} | {out / 'benchmark.md'}")
     return 0
 
 
-def _run_jobs(args, folds: list[int], out, slots, tta: bool) -> list[int]:
+def _run_jobs(args, folds: list[int], out, slots, tta: bool, crops: int) -> list[int]:
     """Each unfinished fold in a process of its own (`--no-summary`), `slots` at a time; the folds
     that failed."""
     import sys
@@ -96,7 +102,7 @@ def _run_jobs(args, folds: list[int], out, slots, tta: bool) -> list[int]:
     from facerec.experiments.jobs import Job, Scheduler
 
     base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress",
-            "--backend", args.backend, "--tta" if tta else "--no-tta",
+            "--backend", args.backend, "--tta" if tta else "--no-tta", "--test-crops", str(crops),
             f"--threshold-shift={args.threshold_shift!r}"]  # one token: argparse takes "-5e-05" alone for an option
     base += [a for p in args.preset for a in ("--preset", p)] + [a for kv in args.set for a in ("--set", kv)]
     if args.data_root:
@@ -111,14 +117,14 @@ def _run_jobs(args, folds: list[int], out, slots, tta: bool) -> list[int]:
         return build
 
     jobs = [Job(f"fold {k}", command(k), out / f"fold{k:02d}" / "log.txt") for k in folds
-            if fold_done(k, out, args.backend, tta, args.threshold_shift) is None]
+            if fold_done(k, out, args.backend, tta, args.threshold_shift, crops) is None]
     if slots.how:
         print(slots.how)
     failed = []
 
     def on_done(job, outcome) -> None:
         if outcome.rc == 0:
-            acc = fold_done(int(job.key.split()[1]), out, args.backend, tta, args.threshold_shift)["accuracy"]
+            acc = fold_done(int(job.key.split()[1]), out, args.backend, tta, args.threshold_shift, crops)["accuracy"]
             print(f"{job.key}: accuracy {acc:.2f}% ({outcome.seconds:.0f}s, {outcome.device})")
         else:
             failed.append(int(job.key.split()[1]))

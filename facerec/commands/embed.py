@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
                                                    "<name>.paths.txt)")
     p.add_argument("--tta", action="store_true", default=None, help="force flip TTA on (default: as the run used it)")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="force flip TTA off")
+    p.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
+                   help="crops of each face embedded and summed: 1 (the centre) or 5 (and the four corners; "
+                        "default: as the run used it)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--chunk", type=int, default=2048, help="images per resumable chunk (default 2048)")
     p.add_argument("--skip-bad", action="store_true",
@@ -62,6 +65,8 @@ def run(args) -> int:
     model = load_model(args)
     if args.tta is not None:
         model.tta = args.tta
+    if args.test_crops is not None:
+        model.test_crops = args.test_crops
     emb, _, skipped = embed_files(model, items, args.output, chunk=args.chunk, batch_size=args.batch_size,
                                   workers=args.workers, progress=progress_on(args), skip_bad=args.skip_bad)
     print(f"embeddings: {args.output} ({emb.shape[0]} images x {emb.shape[1]}, tta={model.tta}, {model!r})")

@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
                            help=f"turn {_flag(f.name)} off")
         else:
             choices = f.metadata["choices"]
+            choices = None if choices is None else [str(c) for c in choices]  # flags arrive as strings
             shown = ",".join(map(str, default)) if isinstance(default, list) else default
             # A help text that states its own default (a rule, not a value) is not given a second one.
             own = "default:" in text

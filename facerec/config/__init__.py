@@ -142,7 +142,7 @@ def ensure_valid(cfg: TrainConfig) -> None:
 def validate(cfg: TrainConfig) -> None:
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
-            raise FacerecError(f"{key} must be one of {', '.join(allowed)}, got {getattr(cfg, key)!r}")
+            raise FacerecError(f"{key} must be one of {', '.join(map(str, allowed))}, got {getattr(cfg, key)!r}")
     positive = ("epochs", "batch_classes", "per_class", "embedding_dim", "input_size", "test_interval", "param_budget",
                 "max_classes", "dist_timeout")
     for key in positive:

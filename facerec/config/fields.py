@@ -106,6 +106,9 @@ class TrainConfig:
     # validation, stopping
     test_interval: int = knob(1, "validate every N epochs (and at the last)")
     tta: bool = knob(False, "validation embeddings add each image's mirror")
+    test_crops: int = knob(1,
+        "evaluation crops of each face, their embeddings summed: 1, the centre; 5, the centre and the four "
+        "corners (the extremes of training's random crop)", choices=(1, 5))
     patience: int = knob(0, "stop after this many epochs without val-EER improvement (0: never)")
     min_delta: float = knob(0.0, "smallest EER drop (points) that counts as an improvement")
     # runs, checkpoints, fine-tuning

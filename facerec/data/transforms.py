@@ -3,7 +3,8 @@
 Geometry first: the face is cropped out of the source image (`face_crop`, a centred fraction of
 the shorter side), then resized to `resize` (input_size * 256/224 by default: the course's
 Resize 256 -> RandomCrop 224 ratio), then cropped to `input_size` (random when training,
-centred when evaluating). LFW's 250x250 images hold the face in roughly the central 110-150 px,
+centred when evaluating; `test_crops=5` also embeds the four corner crops, the span training's
+random crop covers, and sums the embeddings). LFW's 250x250 images hold the face in roughly the central 110-150 px,
 so `face_crop="auto"` keeps the central 150 px (0.6) of 250x250 images and the whole image
 otherwise (course 256x256 face crops, ORL).
 """
@@ -19,6 +20,22 @@ from torchvision.transforms.v2 import functional as F
 LFW_SIZE = (250, 250)
 LFW_FACE_CROP = 0.6
 COURSE_RESIZE_RATIO = 256 / 224
+TEST_CROPS = (1, 5)
+
+
+def crop_views(x: torch.Tensor, size: int, n: int = 1) -> torch.Tensor:
+    """Evaluation crops of (..., C, R, R) faces. n=1: the centre crop, (..., C, S, S). n=5: the
+    centre and the four corners, stacked as (..., 5, C, S, S); those are the extremes of training's
+    random crop, so each view is one the network was trained on."""
+    if n not in TEST_CROPS:
+        raise ValueError(f"test_crops must be one of {', '.join(map(str, TEST_CROPS))}, got {n!r}")
+    r = x.shape[-1]
+    d = max(r - size, 0)
+    c = d // 2
+    if n == 1:
+        return x[..., c : c + size, c : c + size]
+    return torch.stack([x[..., i : i + size, j : j + size] for i, j in ((c, c), (0, 0), (0, d), (d, 0), (d, d))],
+                       dim=-4)
 
 
 @dataclass
@@ -29,6 +46,7 @@ class Preprocess:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     hflip: bool = True
+    test_crops: int = 1  # evaluation views whose embeddings are summed (crop_views)
 
     @property
     def resize_to(self) -> int:
@@ -65,13 +83,23 @@ def crop_resize(img: torch.Tensor, pre: Preprocess) -> torch.Tensor:
 
 
 def eval_transform(pre: Preprocess):
+    """(3, S, S) for one test crop, (5, 3, S, S) for five (see `crop_views`)."""
     return v2.Compose(
         [
-            v2.CenterCrop(pre.input_size),
+            v2.CenterCrop(pre.input_size) if pre.test_crops == 1 else _Views(pre.input_size, pre.test_crops),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(pre.mean, pre.std),
         ]
     )
+
+
+class _Views(torch.nn.Module):
+    def __init__(self, size: int, n: int):
+        super().__init__()
+        self.size, self.n = size, n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return crop_views(x, self.size, self.n)
 
 
 def train_transform(pre: Preprocess):
@@ -87,7 +115,7 @@ class BatchTransform:
 
     Training: a random crop and a coin-flip mirror per sample, then the augmentation level's
     per-image ops (see `augment`), all drawn from `generator` so a resumed epoch sees the same
-    augmentation. Evaluation: the centre crop.
+    augmentation. Evaluation: the centre crop, or `pre.test_crops` views stacked as (B, V, C, S, S).
     """
 
     def __init__(self, pre: Preprocess, train: bool, augment: str = "crop"):
@@ -121,8 +149,7 @@ class BatchTransform:
             ci = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
             x = x[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
         else:
-            o = (r - s) // 2
-            x = x[:, :, o : o + s, o : o + s]
+            x = crop_views(x, s, 1 if self.train else self.pre.test_crops)
         if self.flip:
             flip = (torch.rand(total, generator=generator) < 0.5)[sl].to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)

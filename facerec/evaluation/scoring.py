@@ -18,20 +18,31 @@ from facerec.util.progress import progress as progress_of
 @torch.inference_mode()
 def embed_batches(model: torch.nn.Module, batches, *, device="cpu", tta: bool = False,
                   memory_format=torch.channels_last) -> torch.Tensor:
-    """(N, D) float32 CPU embeddings of normalised image batches, in eval mode (restored after);
-    with `tta` each is the sum of the image's and its mirror's."""
+    """(N, D) float32 CPU embeddings of normalised image batches, in eval mode (restored after).
+    A batch is (B, C, S, S), or (B, V, C, S, S) for V test crops; each image's embedding is the
+    sum over its views, and with `tta` over their mirrors too."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
     out = []
     for x in batches:
-        x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        e = model(x).float()
-        if tta:
-            e = e + model(torch.flip(x, dims=[3])).float()
-        out.append(e.cpu())
+        x = x.to(device, non_blocking=True)
+        out.append(sum_views(lambda v: model(v.contiguous(memory_format=memory_format)).float(), x, tta).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, getattr(model, "embedding_dim", 0))
+
+
+def sum_views(forward, x, tta: bool):
+    """forward's embeddings of (B, C, S, S) or (B, V, C, S, S) images, summed over the V views and,
+    with `tta`, their mirrors: the unnormalised sum, so a view the network is surer of (a larger
+    embedding norm) weighs more, as with the mirror alone. Works on tensors and numpy outputs."""
+    b = x.shape[0]
+    if x.dim() == 5:
+        x = x.flatten(0, 1)
+    e = forward(x)
+    if tta:
+        e = e + forward(torch.flip(x, dims=[3]))
+    return e.reshape(b, -1, e.shape[-1]).sum(1)
 
 
 def embed(model: torch.nn.Module, paths: list[str], pre: Preprocess, *, device="cpu", batch_size: int = 128,

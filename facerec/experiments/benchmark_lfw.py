@@ -25,7 +25,8 @@ with another back-end is rescored from its saved last.pt (no training); fold.jso
 
 Mirror test-time augmentation (`tta`: each image's embedding adds its horizontal mirror's) is a
 scoring choice too: it defaults to the recipe's `tta` key, can be switched per benchmark run, and a
-fold scored the other way is rescored from its last.pt, like a back-end change.
+fold scored the other way is rescored from its last.pt, like a back-end change. So are test crops
+(`test_crops`: 1, the centre crop; 5, also the four corners, their embeddings summed).
 
 The seen-people threshold runs high (a fold's model scores its training people's genuine pairs
 higher than a stranger's), so a `threshold_shift`, measured beforehand on View 1
@@ -77,15 +78,15 @@ def lists(cfg) -> tuple[Path, Path]:
 
 
 def fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", train=None,
-                tta: bool | None = None) -> np.ndarray:
+                tta: bool | None = None, test_crops: int | None = None) -> np.ndarray:
     """All pairs' scores by the fold's last.pt: the cosine (backend="none"), else the back-end fit on
     `train` (the fold's TrainList: its training people only) and scoring the pairs. `tta`: every
-    image's embedding adds its mirror's (None: as the run used it)."""
-    return _fold_scores(run_dir, pairs, progress, backend, train, tta)[0]
+    image's embedding adds its mirror's; `test_crops`: of how many crops (None: as the run used it)."""
+    return _fold_scores(run_dir, pairs, progress, backend, train, tta, test_crops)[0]
 
 
 def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", train=None,
-                 tta: bool | None = None) -> tuple[np.ndarray, dict]:
+                 tta: bool | None = None, test_crops: int | None = None) -> tuple[np.ndarray, dict]:
     """(scores of all pairs, the back-end's fit info: {} for the cosine)."""
     import os
 
@@ -97,9 +98,12 @@ def _fold_scores(run_dir: Path, pairs, progress: bool, backend: str = "none", tr
         raise FacerecError(f"unknown back-end {backend!r}; choose from {', '.join(backends.KINDS)}")
     m = load(run_dir / "last.pt", device="auto")
     tta = m.tta if tta is None else bool(tta)
+    if test_crops is not None:
+        m.test_crops = test_crops
+    cache = cache_path(run_dir.parent, tta, m.test_crops)
 
     def embed(paths: list[str]) -> np.ndarray:
-        return embed_cached(m, paths, run_dir / "last.pt", cache_path(run_dir.parent, tta), tta, progress)
+        return embed_cached(m, paths, run_dir / "last.pt", cache, tta, progress)
 
     uniq, i1, i2 = pairs.unique_paths()
     pair_paths = [os.path.normpath(os.path.join(str(pairs.root), p)) for p in uniq]
@@ -131,10 +135,10 @@ def fold_config(k: int, base_cfg, train_dir: Path, out: Path):
 
 
 def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = None,
-              threshold_shift: float | None = None) -> dict | None:
-    """Fold k's finished record; with `backend` (and `tta`, `threshold_shift`), only if it was scored
-    that way. A record without them predates the choice: it was scored with the cosine, with TTA as
-    its run's config.yaml says and with an unshifted threshold."""
+              threshold_shift: float | None = None, test_crops: int | None = None) -> dict | None:
+    """Fold k's finished record; with `backend` (and `tta`, `threshold_shift`, `test_crops`), only if
+    it was scored that way. A record without them predates the choice: it was scored with the cosine,
+    with TTA as its run's config.yaml says, with an unshifted threshold and the centre crop alone."""
     done = out / f"fold{k:02d}" / "fold.json"
     if not done.is_file():
         return None
@@ -145,19 +149,22 @@ def fold_done(k: int, out: Path, backend: str | None = None, tta: bool | None = 
         saved = out / f"fold{k:02d}" / "run" / "config.yaml"
         result["tta"] = bool((yaml.safe_load(saved.read_text()) or {}).get("tta")) if saved.is_file() else False
     result.setdefault("threshold_shift", 0.0)
-    return result if _scored_as(result, backend, tta, threshold_shift) else None
+    result.setdefault("test_crops", 1)
+    return result if _scored_as(result, backend, tta, threshold_shift, test_crops) else None
 
 
-def _scored_as(result: dict, backend: str | None, tta: bool | None, threshold_shift: float | None = None) -> bool:
+def _scored_as(result: dict, backend: str | None, tta: bool | None, threshold_shift: float | None = None,
+               test_crops: int | None = None) -> bool:
     return ((backend is None or result.get("backend", "none") == backend) and (tta is None or result["tta"] == tta)
-            and (threshold_shift is None or result.get("threshold_shift", 0.0) == float(threshold_shift)))
+            and (threshold_shift is None or result.get("threshold_shift", 0.0) == float(threshold_shift))
+            and (test_crops is None or result.get("test_crops", 1) == test_crops))
 
 
 def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool, backend: str = "none",
-             tta: bool | None = None, threshold_shift: float = 0.0) -> dict:
-    """Fold k trained (or reused) and scored with `backend`; `tta` (None: the recipe's own `tta`)
-    adds each image's mirror embedding at scoring time only, so it never retrains a fold; the
-    threshold chosen on the other folds' pairs is lowered by `threshold_shift`."""
+             tta: bool | None = None, threshold_shift: float = 0.0, test_crops: int | None = None) -> dict:
+    """Fold k trained (or reused) and scored with `backend`; `tta` and `test_crops` (None: the
+    recipe's own keys) choose the views each image's embedding sums at scoring time only, so they
+    never retrain a fold; the threshold chosen on the other folds' pairs is lowered by `threshold_shift`."""
     from facerec.data.lists import load_train
     from facerec.evaluation import metrics
     from facerec.trainer import Trainer
@@ -167,15 +174,17 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
     done = fold_dir / "fold.json"
     cfg = fold_config(k, base_cfg, train_dir, out)
     tta = bool(cfg.tta) if tta is None else bool(tta)
+    test_crops = cfg.test_crops if test_crops is None else int(test_crops)
     earlier = fold_done(k, out)
     threshold_shift = _finite_shift(threshold_shift)
-    if earlier is not None and _scored_as(earlier, backend, tta, threshold_shift):
+    if earlier is not None and _scored_as(earlier, backend, tta, threshold_shift, test_crops):
         log.info("fold %d: finished earlier (%s)", k, done)
         return earlier
     if earlier is not None:
-        log.info("fold %d: scored with back-end %s, TTA %s, threshold shift %g earlier; rescoring with %s, TTA %s, "
-                 "shift %g (no training)", k, earlier.get("backend", "none"), "on" if earlier.get("tta") else "off",
-                 earlier.get("threshold_shift", 0.0), backend, "on" if tta else "off", threshold_shift)
+        log.info("fold %d: scored with back-end %s, TTA %s, %d test crop(s), threshold shift %g earlier; rescoring "
+                 "with %s, TTA %s, %d test crop(s), shift %g (no training)", k, earlier.get("backend", "none"),
+                 "on" if earlier.get("tta") else "off", earlier["test_crops"], earlier.get("threshold_shift", 0.0),
+                 backend, "on" if tta else "off", test_crops, threshold_shift)
     run_status = status(fold_dir / "run")
     if run_status == "resume":
         cfg.resume = str(fold_dir / "run")
@@ -183,19 +192,20 @@ def run_fold(k: int, base_cfg, pairs, train_dir: Path, out: Path, progress: bool
         _check_no_leak(cfg, pairs, k)
         Trainer(cfg, progress=progress).fit()
     train = load_train(cfg.train) if backend != "none" else None
-    s, fit_info = _fold_scores(fold_dir / "run", pairs, progress, backend, train, tta)
+    s, fit_info = _fold_scores(fold_dir / "run", pairs, progress, backend, train, tta, test_crops)
     test, rest = pairs.folds == k, pairs.folds != k
     _, chosen = metrics.best_accuracy(s[rest], pairs.labels[rest])
     thr = chosen - threshold_shift
     acc = metrics.accuracy_at(s[test], pairs.labels[test], thr)
     result = {"fold": k, "accuracy": acc, "threshold": thr, "test_pairs": int(test.sum()),
               "run_dir": str(fold_dir / "run"), "backend": backend, "tta": tta,
-              "threshold_chosen": chosen, "threshold_shift": threshold_shift,
+              "test_crops": test_crops, "threshold_chosen": chosen, "threshold_shift": threshold_shift,
               **({"backend_fit": {"train": str(cfg.train), **fit_info}} if fit_info else {}),
               "scores": s[test].tolist(), "labels": pairs.labels[test].tolist()}
     write_text(done, json.dumps(result))
-    log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s, TTA %s; chosen on the other folds' pairs%s)",
-             k, acc, thr, backend, "on" if tta else "off", f", minus {threshold_shift:g}" if threshold_shift else "")
+    log.info("fold %d: accuracy %.2f%% at threshold %.4f (back-end %s, TTA %s, %d test crop(s); chosen on the "
+             "other folds' pairs%s)", k, acc, thr, backend, "on" if tta else "off", test_crops,
+             f", minus {threshold_shift:g}" if threshold_shift else "")
     return result
 
 
@@ -229,14 +239,16 @@ def summarize(results: list[dict], out: Path) -> dict:
     backend = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds)
     ttas = {bool(r.get("tta", False)) for r in results}
     tta = ttas.pop() if len(ttas) == 1 else "mixed"
+    crops = {int(r.get("test_crops", 1)) for r in results}
+    crop = crops.pop() if len(crops) == 1 else "mixed"
     shifts = {float(r.get("threshold_shift", 0.0)) for r in results}
     shift = shifts.pop() if len(shifts) == 1 else "mixed"
-    summary = {"folds": [r["fold"] for r in results], "backend": backend, "tta": tta, "threshold_shift": shift,
-               "accuracy_mean": float(acc.mean()),
+    summary = {"folds": [r["fold"] for r in results], "backend": backend, "tta": tta, "test_crops": crop,
+               "threshold_shift": shift, "accuracy_mean": float(acc.mean()),
                "accuracy_sem": sem,
                "per_fold": [{**{k: r[k] for k in ("fold", "accuracy", "threshold", "run_dir")},
                              "backend": r.get("backend", "none"), "tta": bool(r.get("tta", False)),
-                             "threshold_shift": float(r.get("threshold_shift", 0.0))}
+                             "test_crops": int(r.get("test_crops", 1)), "threshold_shift": float(r.get("threshold_shift", 0.0))}
                             for r in results],
                "pooled": metrics.jsonable(pooled), "plot": str(out / "roc_det.png")}
     write_text(out / "benchmark.json", json.dumps(summary, indent=2))
@@ -244,13 +256,14 @@ def summarize(results: list[dict], out: Path) -> dict:
     spread = f"{sem:.2f}" if len(acc) > 1 else "n/a (1 fold)"
     scale = {"none": "cosine", "lda": "cosine after LDA", "plda": "PLDA log-likelihood ratio"}.get(backend, backend)
     mirror = {True: "on (each image's embedding adds its mirror's)", False: "off"}.get(tta, tta)
+    crop_text = {1: "1 (the centre)", 5: "5 (the centre and the four corners, embeddings summed)"}.get(crop, crop)
     rule = ("the best-accuracy threshold on the other nine folds' pairs"
             + ("" if shift == 0.0 else f", minus {shift:g} (--threshold-shift)" if shift != "mixed"
                else ", minus a shift that differs between folds"))
     write_text(out / "benchmark.md", f"# LFW View 2 ({len(results)} fold(s))\n\n"
                f"Back-end: **{backend}** (scores: {scale}; a learned back-end is fit per fold on that fold's "
                "training people only)  \n"
-               f"Test-time augmentation: **{mirror}**  \n"
+               f"Test-time augmentation: **{mirror}**; test crops: **{crop_text}**  \n"
                f"Threshold: {rule}  \n"
                f"Accuracy: **{acc.mean():.2f}% +- {spread}** (mean +- standard error over folds)  \n"
                f"Pooled test folds: EER {pooled['eer']:.2f}%, AUC {pooled['auc']:.4f}, TAR@FAR=1e-2 "

@@ -1,6 +1,6 @@
 """A benchmark fold's embeddings, kept beside its checkpoint so that scoring it again (another
 back-end, a re-summary) embeds nothing new: `embeddings-tta.npz` or `embeddings-plain.npz` in the
-fold's folder. The file is keyed by the checkpoint's SHA-256, the preprocessing and the TTA choice;
+fold's folder (`-crops5` before `.npz` for five test crops). The file is keyed by the checkpoint's SHA-256, the preprocessing and the TTA choice;
 a retrained fold's stale file is ignored and replaced. Images the file lacks are embedded and added.
 Loaded with allow_pickle=False: only arrays of numbers and fixed-width strings."""
 
@@ -19,8 +19,9 @@ from facerec.util.fileio import atomic_path
 log = logging.getLogger(__name__)
 
 
-def cache_path(fold_dir: Path, tta: bool) -> Path:
-    return Path(fold_dir) / f"embeddings-{'tta' if tta else 'plain'}.npz"
+def cache_path(fold_dir: Path, tta: bool, test_crops: int = 1) -> Path:
+    crops = "" if test_crops == 1 else f"-crops{test_crops}"
+    return Path(fold_dir) / f"embeddings-{'tta' if tta else 'plain'}{crops}.npz"
 
 
 def model_key(ckpt: Path, model, tta: bool) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -75,15 +75,31 @@ class FaceModel:
 
     def __repr__(self) -> str:
         backend = f", backend={self.backend.kind}" if self.backend is not None else ""
-        return (f"FaceModel({self.info.get('model', '?')}, {self.pre.input_size} px, tta={self.tta}{backend}, "
+        crops = f", test_crops={self.pre.test_crops}" if self.pre.test_crops != 1 else ""
+        return (f"FaceModel({self.info.get('model', '?')}, {self.pre.input_size} px, tta={self.tta}{crops}{backend}, "
                 f"source={self.info.get('source', '?')!r})")
+
+    @property
+    def test_crops(self) -> int:
+        """Crops of each face embedded and summed (1: the centre; 5: and the four corners)."""
+        return self.pre.test_crops
+
+    @test_crops.setter
+    def test_crops(self, n: int) -> None:
+        from facerec.data.transforms import TEST_CROPS
+
+        if n not in TEST_CROPS:
+            raise FacerecError(f"test crops: expected one of {', '.join(map(str, TEST_CROPS))}, got {n!r}")
+        self.pre = replace(self.pre, test_crops=int(n))
+        self._transform = eval_transform(self.pre)
 
     # --- images -> embeddings -------------------------------------------------------------------
     def _prepare(self, items: list) -> torch.Tensor:
         return self._transform(image_io.faces(items, self.pre))
 
     def preprocess(self, images) -> torch.Tensor:
-        """(B, 3, S, S) float32: what the network (and an exported model) takes."""
+        """(B, 3, S, S) float32: what the network (and an exported model) takes; (B, V, 3, S, S) when
+        the preprocessing has V test crops, whose embeddings `embed` sums."""
         return self._prepare(image_io.expand(images))
 
     def _forward(self, x: torch.Tensor) -> np.ndarray:
@@ -96,6 +112,8 @@ class FaceModel:
         """(N, D) float32 L2-normalised embeddings. `tta` (default: as the run used it) adds each
         image's mirror embedding before normalising. `notes`: log one note about images smaller than
         `decode.MIN_SIDE` px or in unusual modes (16-bit, CMYK, palette, alpha), from their headers."""
+        from facerec.evaluation.scoring import sum_views
+
         items = image_io.expand(images)
         if notes:
             image_io.note_images(items, self.pre)
@@ -109,10 +127,7 @@ class FaceModel:
         show = len(chunks) > 4 if progress is None else progress
         out = []
         for x in progress_of(loader, desc="embed", unit="batch", total=len(chunks), bar=bool(show) and _tty()):
-            e = self._forward(x)
-            if tta:
-                e = e + self._forward(torch.flip(x, dims=[3]))
-            out.append(e)
+            out.append(sum_views(self._forward, x, tta))
         e = np.concatenate(out) if out else np.zeros((0, self.embedding_dim), np.float32)
         norm = np.linalg.norm(e, axis=1, keepdims=True)
         bad = ~np.isfinite(norm[:, 0]) | (norm[:, 0] < ZERO_NORM)

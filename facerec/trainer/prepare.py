@@ -24,7 +24,8 @@ from facerec.errors import DataError, FacerecError
 
 def preprocess_of(cfg) -> Preprocess:
     return Preprocess(input_size=cfg.input_size, face_crop=cfg.face_crop, resize=cfg.resize,
-                      mean=tuple(cfg.mean), std=tuple(cfg.std), hflip=cfg.hflip)
+                      mean=tuple(cfg.mean), std=tuple(cfg.std), hflip=cfg.hflip,
+                      test_crops=cfg.test_crops)
 
 
 def model_kwargs(cfg) -> dict:
