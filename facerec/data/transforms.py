@@ -4,9 +4,9 @@ Geometry first: the face is cropped out of the source image (`face_crop`, a cent
 the shorter side), then resized to `resize` (input_size * 256/224 by default: the course's
 Resize 256 -> RandomCrop 224 ratio), then cropped to `input_size` (random when training,
 centred when evaluating; `test_crops=5` also embeds the four corner crops, the span training's
-random crop covers, and sums the embeddings). LFW's 250x250 images hold the face in roughly the central 110-150 px,
-so `face_crop="auto"` keeps the central 150 px (0.6) of 250x250 images and the whole image
-otherwise (course 256x256 face crops, ORL).
+random crop covers, and sums the embeddings). LFW's 250x250 images hold the face in roughly the
+central 110-150 px, so `face_crop="auto"` keeps the central 150 px (0.6) of 250x250 images and
+the whole image otherwise (course 256x256 face crops, ORL).
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ def embed_batches(model: torch.nn.Module, batches, *, device="cpu", tta: bool = 
 
 
 def sum_views(forward, x, tta: bool):
-    """forward's embeddings of (B, C, S, S) or (B, V, C, S, S) images, summed over the V views and,
-    with `tta`, their mirrors: the unnormalised sum, so a view the network is surer of (a larger
-    embedding norm) weighs more, as with the mirror alone. Works on tensors and numpy outputs."""
+    """forward's embeddings of (B, C, S, S) or (B, V, C, S, S) images, summed (unnormalised, as the
+    mirror's always was) over the V views and, with `tta`, their mirrors; forward may return
+    tensors or numpy arrays."""
     b = x.shape[0]
     if x.dim() == 5:
         x = x.flatten(0, 1)
