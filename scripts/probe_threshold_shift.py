@@ -2,6 +2,7 @@
 LFW View 1: the value of `facerec benchmark lfw --threshold-shift`.
 
     python scripts/probe_threshold_shift.py [--preset demo] [--seeds 42,123,456] [--backends none,plda]
+                                            [--test-crops 1|5]
 
 On LFW View 2 a fold's threshold is chosen on the other nine folds' pairs, whose people its model was
 trained on; their genuine pairs score higher than a stranger's, so that threshold runs high and
@@ -74,7 +75,7 @@ def view1_pairs() -> tuple:
     return read_pairs(seen_pairs), read_pairs(lists / "view1_val_pairs.csv")
 
 
-def measure(run_dir: Path, backend: str, seen, unseen) -> dict:
+def measure(run_dir: Path, backend: str, seen, unseen, test_crops: int | None = None) -> dict:
     """Seen and unseen best-accuracy thresholds of one View 1 run, and DevTest's scores."""
     import yaml
 
@@ -84,8 +85,8 @@ def measure(run_dir: Path, backend: str, seen, unseen) -> dict:
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     people = load_train(cfg["train"]) if backend != "none" else None
-    s_seen = fold_scores(run_dir, seen, progress=False, backend=backend, train=people)
-    s_unseen = fold_scores(run_dir, unseen, progress=False, backend=backend, train=people)
+    s_seen = fold_scores(run_dir, seen, progress=False, backend=backend, train=people, test_crops=test_crops)
+    s_unseen = fold_scores(run_dir, unseen, progress=False, backend=backend, train=people, test_crops=test_crops)
     _, t_seen = metrics.best_accuracy(s_seen, seen.labels)
     best, t_unseen = metrics.best_accuracy(s_unseen, unseen.labels)
     return {"t_seen": t_seen, "t_unseen": t_unseen, "shift": t_seen - t_unseen, "best": best,
@@ -99,6 +100,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=_ints, default=[42, 123, 456], help="training seeds, comma-separated")
     ap.add_argument("--backends", type=_backends, default=["none", "plda"],
                     help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people)")
+    ap.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
+                    help="crops of each face embedded and summed (default: as each run used them)")
     ap.add_argument("--out", default=None, help="folder of the runs (default runs/threshold-shift-<presets>)")
     args = ap.parse_args()
     from facerec.evaluation import metrics
@@ -113,10 +116,11 @@ def main() -> None:
 
     lines = [f"- preset {'+'.join(presets)}, trained on View 1 (peopleDevTrain) with seeds "
              f"{', '.join(map(str, args.seeds))}; seen: pairsDevTrain, unseen: pairsDevTest; each run's last.pt "
-             "with its own TTA", ""]
+             "with its own TTA" + (f", {args.test_crops} test crop(s)" if args.test_crops else ""), ""]
     seen, unseen = view1_pairs()
+    crops = f" --test-crops {args.test_crops}" if args.test_crops else ""
     for backend in args.backends:
-        m = {seed: measure(out / f"seed{seed}" / "run", backend, seen, unseen) for seed in args.seeds}
+        m = {seed: measure(out / f"seed{seed}" / "run", backend, seen, unseen, args.test_crops) for seed in args.seeds}
         rows, plain, moved, ceiling = [], [], [], []
         for seed, r in m.items():
             others = statistics.mean(m[s]["shift"] for s in m if s != seed)
@@ -138,7 +142,7 @@ def main() -> None:
                   "| seed | threshold, seen | threshold, unseen | shift | DevTest acc. at seen thr. (%) | "
                   "others' mean shift | DevTest acc. shifted (%) | DevTest best (%) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
-                  f"For View 2: `make lfw-view2 ARGS=\"--backend {backend} --threshold-shift "
+                  f"For View 2: `make lfw-view2 ARGS=\"--backend {backend}{crops} --threshold-shift "
                   f"{statistics.mean(shifts):.4f}\"` (with the recipe's own TTA, as measured here)", ""]
     text = "\n".join(lines)
     print(text)
