@@ -248,7 +248,8 @@ def summarize(results: list[dict], out: Path) -> dict:
                "accuracy_sem": sem,
                "per_fold": [{**{k: r[k] for k in ("fold", "accuracy", "threshold", "run_dir")},
                              "backend": r.get("backend", "none"), "tta": bool(r.get("tta", False)),
-                             "test_crops": int(r.get("test_crops", 1)), "threshold_shift": float(r.get("threshold_shift", 0.0))}
+                             "test_crops": int(r.get("test_crops", 1)),
+                             "threshold_shift": float(r.get("threshold_shift", 0.0))}
                             for r in results],
                "pooled": metrics.jsonable(pooled), "plot": str(out / "roc_det.png")}
     write_text(out / "benchmark.json", json.dumps(summary, indent=2))
