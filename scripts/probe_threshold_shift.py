@@ -94,14 +94,17 @@ def measure(run_dir: Path, backend: str, seen, unseen, test_crops: int | None = 
 
 
 def main() -> None:
+    from facerec.config import CHOICES
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--preset", action="append", default=[], help="training preset(s), in order (default: demo)")
     ap.add_argument("--seeds", type=_ints, default=[42, 123, 456], help="training seeds, comma-separated")
     ap.add_argument("--backends", type=_backends, default=["none", "plda"],
                     help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people)")
-    ap.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
-                    help="crops of each face embedded and summed (default: as each run used them)")
+    ap.add_argument("--test-crops", type=int, choices=CHOICES["test_crops"], default=None,
+                    help="crops of each face embedded and summed, 1 (the centre) or 5 (and the four corners); "
+                         "None: as each run used them")
     ap.add_argument("--out", default=None, help="folder of the runs (default runs/threshold-shift-<presets>)")
     args = ap.parse_args()
     from facerec.evaluation import metrics

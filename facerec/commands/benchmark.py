@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facerec.commands.common import add_data_root, add_progress, finite_number, progress_on
+from facerec.commands.common import add_data_root, add_progress, add_test_crops, finite_number, progress_on
 from facerec.commands.experiment import add_jobs
 
 
@@ -30,10 +30,7 @@ def add_parser(sub) -> None:
                    help="score with mirror test-time augmentation (each image's embedding adds its mirror's), "
                         "or not; a scoring choice only: folds scored the other way are rescored without "
                         "retraining (default: the recipe's tta key)")
-    p.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
-                   help="crops of each face embedded and summed when scoring: 1 (the centre) or 5 (and the four "
-                        "corners, the extremes of training's random crop); a scoring choice only, like --tta "
-                        "(default: the recipe's test_crops key)")
+    add_test_crops(p, "the recipe's test_crops key", scoring_only=True)
     p.add_argument("--threshold-shift", type=finite_number, default=0.0, metavar="X",
                    help="subtract X from the threshold chosen on the other nine folds' pairs: their people were "
                         "trained on, so that threshold runs high for a test fold's strangers. Fix X beforehand on "
@@ -87,8 +84,8 @@ def run(args) -> int:
     sem = f"{s['accuracy_sem']:.2f}" if len(folds) > 1 else "n/a (1 fold)"
     shifted = f", threshold shift {args.threshold_shift:g}" if args.threshold_shift else ""
     views = f", {crops} test crops" if crops != 1 else ""
-    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}{views}{shifted}: accuracy "
-          f"{s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
+    print(f"LFW View 2, {len(folds)} fold(s), back-end {args.backend}, TTA {'on' if tta else 'off'}{views}{shifted}: "
+          f"accuracy {s['accuracy_mean']:.2f}% +- {sem} (mean +- s.e.) | pooled "
           f"EER {s['pooled']['eer']:.2f}%, AUC {s['pooled']['auc']:.4f} | {out / 'benchmark.md'}")
     return 0
 

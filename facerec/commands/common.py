@@ -16,6 +16,17 @@ def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: one per CPU core, max 8)")
 
 
+def add_test_crops(p: argparse.ArgumentParser, default: str, scoring_only: bool = False) -> None:
+    """--test-crops, with the choices of the training key it overrides; `default` says what it falls back on."""
+    from facerec.config import CHOICES
+
+    only = "; a scoring choice only, like --tta: folds scored otherwise are rescored without retraining" \
+        if scoring_only else ""
+    p.add_argument("--test-crops", type=int, choices=CHOICES["test_crops"], default=None,
+                   help=f"crops of each face embedded and summed: 1 (the centre) or 5 (and the four corners, the "
+                        f"extremes of training's random crop){only} (default: {default})")
+
+
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
                    help="progress bars: auto shows them only on a terminal, never in a log file (default auto)")

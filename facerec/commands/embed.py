@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facerec.commands.common import add_device, add_progress, progress_on
+from facerec.commands.common import add_device, add_progress, add_test_crops, progress_on
 
 
 def add_model_source(p) -> None:
@@ -33,9 +33,7 @@ def add_parser(sub) -> None:
                                                    "<name>.paths.txt)")
     p.add_argument("--tta", action="store_true", default=None, help="force flip TTA on (default: as the run used it)")
     p.add_argument("--no-tta", dest="tta", action="store_false", help="force flip TTA off")
-    p.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
-                   help="crops of each face embedded and summed: 1 (the centre) or 5 (and the four corners; "
-                        "default: as the run used it)")
+    add_test_crops(p, "as the run used it")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--chunk", type=int, default=2048, help="images per resumable chunk (default 2048)")
     p.add_argument("--skip-bad", action="store_true",

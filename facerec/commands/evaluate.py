@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from facerec.commands.common import add_device, add_progress, progress_on
+from facerec.commands.common import add_device, add_progress, add_test_crops, progress_on
 
 
 def add_parser(sub) -> None:
@@ -21,9 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--output", default=None, help="write scores here: score,label,path1,path2 per line (default: none; needed for unlabelled lists)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="add each image's mirror embedding (default: as the checkpoint's run did; off for --model)")
-    p.add_argument("--test-crops", type=int, choices=(1, 5), default=None,
-                   help="crops of each face embedded and summed: 1 (the centre) or 5 (and the four corners; "
-                        "default: the checkpoint's, 1 for --model)")
+    add_test_crops(p, "the checkpoint's, 1 for --model")
     p.add_argument("--input-size", type=int, default=None, help="with --model/--arch (default 112)")
     p.add_argument("--embedding-dim", type=int, default=None, help="with --model/--arch (default 512)")
     p.add_argument("--face-crop", default=None, help="centred face crop fraction, or 'auto' (default: the checkpoint's)")

@@ -17,10 +17,12 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from facerec.config import CHOICES
+
 LFW_SIZE = (250, 250)
 LFW_FACE_CROP = 0.6
 COURSE_RESIZE_RATIO = 256 / 224
-TEST_CROPS = (1, 5)
+TEST_CROPS = CHOICES["test_crops"]  # declared with the training key
 
 
 def crop_views(x: torch.Tensor, size: int, n: int = 1) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """A benchmark fold's embeddings, kept beside its checkpoint so that scoring it again (another
 back-end, a re-summary) embeds nothing new: `embeddings-tta.npz` or `embeddings-plain.npz` in the
-fold's folder (`-crops5` before `.npz` for five test crops). The file is keyed by the checkpoint's SHA-256, the preprocessing and the TTA choice;
-a retrained fold's stale file is ignored and replaced. Images the file lacks are embedded and added.
+fold's folder (`-crops5` before `.npz` for five test crops). The file is keyed by the checkpoint's
+SHA-256, the preprocessing and the TTA choice; a retrained fold's stale file is ignored and replaced. Images the file lacks are embedded and added.
 Loaded with allow_pickle=False: only arrays of numbers and fixed-width strings."""
 
 from __future__ import annotations
