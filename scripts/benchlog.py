@@ -60,7 +60,9 @@ def machine() -> str:
     import torch
 
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {dev}"
+    threads = torch.get_num_threads()
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
+            f"({threads} thread{'s' if threads != 1 else ''}), {dev}")
 
 
 def append(title: str, lines: list[str], command: str | None = None) -> None:

@@ -87,7 +87,8 @@ class TrainConfig:
     t0: int = knob(5, "warm_restarts: epochs of the first cycle")
     t_mult: int = knob(1, "warm_restarts: growth of each cycle")
     warmup_epochs: float = knob(0.0, "linear warm-up, in epochs (fractions allowed)")
-    amp: str = knob("off", "mixed precision: off, bf16 or fp16", choices=("off", "bf16", "fp16"))
+    amp: str = knob("off", "mixed precision: off, bf16 or fp16 (the loss stays fp32); on a CPU, bf16 is faster only "
+                    "with AVX512-BF16 or AMX, and a note says when it is emulated", choices=("off", "bf16", "fp16"))
     compile: str = knob("off",
         "torch.compile the training step: off, inductor, aot_eager", choices=("off", "inductor", "aot_eager"))
     sync_bn: bool = knob(False,

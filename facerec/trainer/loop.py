@@ -106,6 +106,9 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)  # None: full precision
+        amp_note = devices.amp_note(self.device, cfg.amp)
+        if amp_note:
+            self.note(amp_note)
         faults = hooks.current()  # tests only: None in normal use
         self.callbacks = [*cb.defaults(self, self.on_epoch), *([faults] if faults else []), *self.extra_callbacks]
 
