@@ -57,25 +57,19 @@ def test_bf16_training_on_orl_learns_as_fp32_does_and_warns_when_emulated(orl_li
     """Two epochs on real ORL faces from one seed in fp32 and under bf16 autocast: both learn (EER
     far below a random net's ~50%) and their losses track each other; the note appears only where
     the CPU is told to lack bfloat16 arithmetic."""
-    import csv
-
-    from facerec import config
     from facerec.trainer import Trainer
+    from tests.test_train import rows, small_cfg
 
     def trainer(amp: str, native: bool) -> tuple[Trainer, list[str]]:
         monkeypatch.setattr(devices, "cpu_native", lambda dtype: native)
-        cfg = config.load([], {"model": "resnet18", "input_size": 32, "embedding_dim": 64, "batch_classes": 10,
-                               "per_class": 2, "lr": 0.002, "workers": 0, "seed": 7, "loss": "arcface", "epochs": 2,
-                               "amp": amp, "train": str(orl_lists / "orl_train.txt"),
-                               "val": str(orl_lists / "orl_val_pairs.csv"), "out": str(tmp_path / amp)})
         logs: list[str] = []
+        cfg = small_cfg(orl_lists, tmp_path / amp, loss="arcface", amp=amp)
         return Trainer(cfg, progress=False, log=logs.append), logs
 
     def run(amp: str) -> tuple[list[float], float, list[str]]:
         t, logs = trainer(amp, native=False)
         summary = t.fit()
-        with open(Path(summary["run_dir"]) / "metrics.csv") as fh:
-            losses = [float(r["loss"]) for r in csv.DictReader(fh)]
+        losses = [float(r["loss"]) for r in rows(Path(summary["run_dir"]))]
         return losses, summary["best_eer"], [m for m in logs if "emulated" in m]
 
     fp32, fp32_eer, fp32_notes = run("off")
