@@ -49,7 +49,7 @@ def measure(model: str | None, input_size: int | None, batch: int, steps: int, d
     store = load_store(t.data.train.abspaths(), t.pre, progress=False)
     labels = torch.as_tensor(t.data.train.labels)
     transform = BatchTransform(t.pre, train=True)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    amp_dtype = t.amp_dtype
     gen = torch.Generator().manual_seed(0)
     batches = iter(t.sampler)
 

@@ -2,7 +2,7 @@
 LFW View 1: the value of `facerec benchmark lfw --threshold-shift`.
 
     python scripts/probe_threshold_shift.py [--preset demo] [--seeds 42,123,456] [--backends none,plda]
-                                            [--test-crops 1|5]
+                                            [--test-crops 1|5] [--jobs N]
 
 On LFW View 2 a fold's threshold is chosen on the other nine folds' pairs, whose people its model was
 trained on; their genuine pairs score higher than a stranger's, so that threshold runs high and
@@ -47,19 +47,41 @@ def _backends(text: str) -> list[str]:
     return kinds
 
 
-def train(run_dir: Path, presets: list[str], seed: int) -> None:
-    """The recipe trained on View 1 into run_dir, unless it is there already (an interrupted run resumes)."""
+def train_command(run_dir: Path, presets: list[str], seed: int) -> list[str] | None:
+    """The `facerec train` argv that trains the recipe on View 1 into run_dir (an interrupted run
+    resumes); None when a finished run is there already."""
     from facerec.util.rundir import status
 
     state = status(run_dir)
     if state == "done":
         print(f"seed {seed}: reusing {run_dir}")
+        return None
+    return [sys.executable, "-m", "facerec", "train", "--no-progress",
+            *(["--resume", str(run_dir)] if state == "resume" else [
+                *(a for p in presets for a in ("--preset", p)), "--seed", str(seed), "--run-dir", str(run_dir)])]
+
+
+def train_all(out: Path, presets: list[str], seeds: list[int], slots) -> None:
+    """Each seed's run trained, one after another (slots None) or `slots` at a time, one process each."""
+    from facerec.experiments.jobs import Job, Scheduler
+
+    todo = {seed: cmd for seed in seeds if (cmd := train_command(out / f"seed{seed}" / "run", presets, seed))}
+    if slots is None:
+        for seed, cmd in todo.items():
+            print(f"seed {seed}: {' '.join(cmd[1:])}", flush=True)
+            subprocess.run(cmd, check=True)
         return
-    cmd = [sys.executable, "-m", "facerec", "train", "--no-progress"]
-    cmd += ["--resume", str(run_dir)] if state == "resume" else [
-        *(a for p in presets for a in ("--preset", p)), "--seed", str(seed), "--run-dir", str(run_dir)]
-    print(f"seed {seed}: {' '.join(cmd[1:])}", flush=True)
-    subprocess.run(cmd, check=True)
+
+    def command(cmd: list[str]):
+        return lambda device, workers: [*cmd, "--device", device,
+                                        *(["--workers", str(workers)] if workers is not None else [])]
+
+    if slots.how:
+        print(slots.how)
+    jobs = [Job(f"seed {seed}", command(cmd), out / f"seed{seed}" / "log.txt") for seed, cmd in todo.items()]
+    failed = [o for o in Scheduler(slots).run(jobs) if o.rc != 0]
+    if failed:
+        raise SystemExit(f"training failed: {', '.join(o.key for o in failed)}; see their log.txt under {out}")
 
 
 def view1_pairs() -> tuple:
@@ -94,18 +116,21 @@ def measure(run_dir: Path, backend: str, seen, unseen, test_crops: int | None = 
 
 
 def main() -> None:
+    from facerec import config as config_mod
+    from facerec.commands.experiment import add_jobs
     from facerec.config import CHOICES
+    from facerec.experiments.probe import slots_for
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", action="append", default=[], help="training preset(s), in order (default: demo)")
-    ap.add_argument("--seeds", type=_ints, default=[42, 123, 456], help="training seeds, comma-separated")
+    ap.add_argument("--seeds", type=_ints, default=[42, 123, 456], help="training seeds, comma-separated (default 42,123,456)")
     ap.add_argument("--backends", type=_backends, default=["none", "plda"],
-                    help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people)")
+                    help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people; default none,plda)")
     ap.add_argument("--test-crops", type=int, choices=CHOICES["test_crops"], default=None,
                     help="crops of each face embedded and summed, 1 (the centre) or 5 (and the four corners); "
-                         "None: as each run used them")
+                         "default: as each run used them")
     ap.add_argument("--out", default=None, help="folder of the runs (default runs/threshold-shift-<presets>)")
+    add_jobs(ap)
     args = ap.parse_args()
     from facerec.evaluation import metrics
 
@@ -114,8 +139,8 @@ def main() -> None:
     os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
     presets = args.preset or ["demo"]
     out = ROOT / (args.out or f"runs/threshold-shift-{'+'.join(Path(p).stem for p in presets)}")
-    for seed in args.seeds:
-        train(out / f"seed{seed}" / "run", presets, seed)
+    cfgs = [config_mod.load(presets, {"seed": seed}) for seed in args.seeds]  # a bad preset fails before any work
+    train_all(out, presets, args.seeds, slots_for(args.jobs, args.devices, cfgs, len(args.seeds), args.threads_per_job))
 
     lines = [f"- preset {'+'.join(presets)}, trained on View 1 (peopleDevTrain) with seeds "
              f"{', '.join(map(str, args.seeds))}; seen: pairsDevTrain, unseen: pairsDevTest; each run's last.pt "

@@ -19,6 +19,14 @@ def test_resolve_cpu_and_face_trainer_index():
             devices.resolve(0)  # face_trainer's --gpu 0
 
 
+def test_amp_dtype_covers_every_amp_choice():
+    from facerec.config import CHOICES
+
+    assert devices.amp_dtype("off") is None
+    assert devices.amp_dtype("bf16") is torch.bfloat16 and devices.amp_dtype("fp16") is torch.float16
+    assert set(CHOICES["amp"]) == {"off", *devices.AMP_DTYPES}  # a new --amp choice needs its dtype here
+
+
 def cpu_flags() -> set[str] | None:
     info = Path("/proc/cpuinfo")
     if platform.machine().lower() not in ("x86_64", "amd64") or not info.exists():

@@ -50,6 +50,7 @@ def step_peak_mb(cfg, device: str) -> float | None:
     from facerec import losses, models
     from facerec.trainer.optim import build_optimizer
     from facerec.trainer.prepare import model_kwargs
+    from facerec.util.device import amp_dtype
 
     dev = torch.device(device)
     n_classes = num_classes(cfg)
@@ -61,7 +62,7 @@ def step_peak_mb(cfg, device: str) -> float | None:
     model = models.create(cfg.model, **model_kwargs(cfg)).to(dev, memory_format=torch.channels_last)
     net = model if cfg.compile == "off" else torch.compile(model, backend=cfg.compile)
     opt = build_optimizer(cfg, model, loss)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    amp = amp_dtype(cfg.amp)
     g = torch.Generator().manual_seed(0)
     b = cfg.batch_classes * k
     x = torch.randn(b, 3, cfg.input_size, cfg.input_size, generator=g).to(dev).contiguous(

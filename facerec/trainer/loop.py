@@ -105,7 +105,7 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model, self.loss)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)  # None: full precision
+        self.amp_dtype = devices.amp_dtype(cfg.amp)  # None: full precision
         amp_note = devices.amp_note(self.device, cfg.amp)
         if amp_note:
             self.note(amp_note)

@@ -31,6 +31,14 @@ def resolve(spec: str | int | None = "auto") -> torch.device:
     return dev
 
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_dtype(amp: str) -> torch.dtype | None:
+    """The autocast dtype of an --amp choice; None for "off" (full precision)."""
+    return AMP_DTYPES.get(amp)
+
+
 def cpu_native(dtype: str) -> bool | None:
     """Whether this CPU computes `dtype` ("bf16" or "fp16") in hardware (True), emulates it through
     fp32 (False), or cannot be told (None: not x86, or a torch without the probe). oneDNN runs bf16
