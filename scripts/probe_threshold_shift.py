@@ -115,6 +115,14 @@ def measure(run_dir: Path, backend: str, seen, unseen, test_crops: int | None = 
             "scores": s_unseen, "labels": unseen.labels}
 
 
+def view2_command(presets: list[str], args: str) -> str:
+    """The View 2 command of these presets with these benchmark arguments (make takes one preset)."""
+    if len(presets) > 1:
+        return f"facerec benchmark lfw {' '.join(f'--preset {p}' for p in presets)} {args}"
+    preset = "" if presets == ["demo"] else f" PRESET={presets[0]}"
+    return f'make lfw-view2{preset} ARGS="{args}"'
+
+
 def main() -> None:
     from facerec import config as config_mod
     from facerec.commands.experiment import add_jobs
@@ -160,6 +168,7 @@ def main() -> None:
             rows.append(f"| {seed} | {r['t_seen']:.4f} | {r['t_unseen']:.4f} | {r['shift']:.4f} | {a0:.2f} | "
                         f"{others:.4f} | {a1:.2f} | {r['best']:.2f} |")
         shifts = [r["shift"] for r in m.values()]
+        view2_args = f"--backend {backend}{crops} --threshold-shift {statistics.mean(shifts):.4f}"
 
         def ms(xs: list[float], digits: int = 2) -> str:
             return f"{statistics.mean(xs):.{digits}f} ± {statistics.stdev(xs):.{digits}f}"
@@ -170,8 +179,8 @@ def main() -> None:
                   "| seed | threshold, seen | threshold, unseen | shift | DevTest acc. at seen thr. (%) | "
                   "others' mean shift | DevTest acc. shifted (%) | DevTest best (%) |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
-                  f"For View 2: `make lfw-view2 ARGS=\"--backend {backend}{crops} --threshold-shift "
-                  f"{statistics.mean(shifts):.4f}\"` (with the recipe's own TTA, as measured here)", ""]
+                  f"For View 2: `{view2_command(presets, view2_args)}` (with the recipe's own TTA, as measured here)",
+                  ""]
     text = "\n".join(lines)
     print(text)
     benchlog.append("Threshold shift on LFW View 1", lines[:-1])
