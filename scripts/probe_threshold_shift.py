@@ -2,7 +2,7 @@
 LFW View 1: the value of `facerec benchmark lfw --threshold-shift`.
 
     python scripts/probe_threshold_shift.py [--preset demo] [--seeds 42,123,456] [--backends none,plda]
-                                            [--test-crops 1|5] [--jobs N]
+                                            [--test-crops 1|5] [--jobs N] [--runs DIR]
 
 On LFW View 2 a fold's threshold is chosen on the other nine folds' pairs, whose people its model was
 trained on; their genuine pairs score higher than a stranger's, so that threshold runs high and
@@ -13,12 +13,15 @@ is reused), and its last.pt scores pairsDevTrain (2,200 pairs of those seen peop
 the best on the unseen ones. Printed per back-end and seed: both thresholds, the shift, and DevTest
 accuracy at the seen threshold, at the seen threshold minus the other seeds' mean shift (does a shift
 measured on other models carry over?) and at DevTest's own best threshold (the ceiling). The figures
-are appended to docs/benchmarks.md.
+are appended to docs/benchmarks.md, and the mean shift per back-end is written to <out>/shift.json.
+With --runs, a phase's finished View 1 runs are measured instead (`facerec experiment run
+--keep-last` keeps their last.pt): nothing is trained.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -84,6 +87,24 @@ def train_all(out: Path, presets: list[str], seeds: list[int], slots) -> None:
         raise SystemExit(f"training failed: {', '.join(o.key for o in failed)}; see their log.txt under {out}")
 
 
+def link_runs(runs: Path, out: Path, seeds: list[int]) -> None:
+    """out/seed<S>/run made a link to runs/seed<S>, a finished View 1 run with its last.pt, so that
+    each seed's embeddings are kept beside it under out/ as for a run trained here."""
+    from facerec.util.rundir import is_finished
+
+    for seed in seeds:
+        src = (runs / f"seed{seed}").resolve()
+        if not is_finished(src) or not (src / "last.pt").is_file():
+            raise SystemExit(f"{src}: expected a finished run with its last.pt (run the phase with --keep-last)")
+        link = out / f"seed{seed}" / "run"
+        if link.exists() and not link.is_symlink():
+            raise SystemExit(f"{link}: a run trained here is in the way of --runs; pick another --out")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(src, target_is_directory=True)
+        print(f"seed {seed}: measuring {src}")
+
+
 def view1_pairs() -> tuple:
     """(pairsDevTrain: seen people, pairsDevTest: unseen people) as pair lists."""
     from facerec.data import root as dataroot
@@ -131,30 +152,43 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", action="append", default=[], help="training preset(s), in order (default: demo)")
-    ap.add_argument("--seeds", type=_ints, default=[42, 123, 456], help="training seeds, comma-separated (default 42,123,456)")
+    ap.add_argument("--seeds", type=_ints, default=None,
+                    help="training seeds, comma-separated (default 42,123,456; with --runs, the seeds found there)")
     ap.add_argument("--backends", type=_backends, default=["none", "plda"],
                     help="scorings to measure, comma-separated (none: cosine; lda, plda: fit on the training people; default none,plda)")
     ap.add_argument("--test-crops", type=int, choices=CHOICES["test_crops"], default=None,
                     help="crops of each face embedded and summed, 1 (the centre) or 5 (and the four corners); "
                          "default: as each run used them")
     ap.add_argument("--out", default=None, help="folder of the runs (default runs/threshold-shift-<presets>)")
+    ap.add_argument("--runs", default=None, metavar="DIR",
+                    help="measure finished View 1 runs instead of training: DIR/seed<S>, each with its last.pt, as "
+                         "`facerec experiment run --keep-last` leaves them in <out>/<phase>/<preset> (default: train)")
     add_jobs(ap)
     args = ap.parse_args()
     from facerec.evaluation import metrics
 
+    os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
+    if args.runs and not Path(args.runs).is_dir():
+        ap.error(f"--runs {args.runs}: no such folder")
+    found = sorted(int(d.name[4:]) for d in Path(args.runs).glob("seed*") if d.name[4:].isdigit()) if args.runs else []
+    args.seeds = args.seeds or found or [42, 123, 456]
     if len(args.seeds) < 2:
         ap.error("--seeds: at least two different seeds, so that each seed's check uses a shift measured on the others")
-    os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
     presets = args.preset or ["demo"]
     out = ROOT / (args.out or f"runs/threshold-shift-{'+'.join(Path(p).stem for p in presets)}")
     cfgs = [config_mod.load(presets, {"seed": seed}) for seed in args.seeds]  # a bad preset fails before any work
-    train_all(out, presets, args.seeds, slots_for(args.jobs, args.devices, cfgs, len(args.seeds), args.threads_per_job))
+    if args.runs:
+        link_runs(Path(args.runs), out, args.seeds)
+    else:
+        train_all(out, presets, args.seeds, slots_for(args.jobs, args.devices, cfgs, len(args.seeds),
+                                                      args.threads_per_job))
 
     lines = [f"- preset {'+'.join(presets)}, trained on View 1 (peopleDevTrain) with seeds "
              f"{', '.join(map(str, args.seeds))}; seen: pairsDevTrain, unseen: pairsDevTest; each run's last.pt "
              "with its own TTA" + (f", {args.test_crops} test crop(s)" if args.test_crops else ""), ""]
     seen, unseen = view1_pairs()
     crops = f" --test-crops {args.test_crops}" if args.test_crops else ""
+    record = {"presets": presets, "seeds": args.seeds, "test_crops": args.test_crops, "shift": {}, "per_seed": {}}
     for backend in args.backends:
         m = {seed: measure(out / f"seed{seed}" / "run", backend, seen, unseen, args.test_crops) for seed in args.seeds}
         rows, plain, moved, ceiling = [], [], [], []
@@ -169,6 +203,8 @@ def main() -> None:
                         f"{others:.4f} | {a1:.2f} | {r['best']:.2f} |")
         shifts = [r["shift"] for r in m.values()]
         view2_args = f"--backend {backend}{crops} --threshold-shift {statistics.mean(shifts):.4f}"
+        record["shift"][backend] = round(statistics.mean(shifts), 4)
+        record["per_seed"][backend] = {str(seed): r["shift"] for seed, r in m.items()}
 
         def ms(xs: list[float], digits: int = 2) -> str:
             return f"{statistics.mean(xs):.{digits}f} ± {statistics.stdev(xs):.{digits}f}"
@@ -183,6 +219,9 @@ def main() -> None:
                   ""]
     text = "\n".join(lines)
     print(text)
+    tmp = out / "shift.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(out / "shift.json")  # what scripts read: {"shift": {backend: mean shift}, ...}
     benchlog.append("Threshold shift on LFW View 1", lines[:-1])
 
 
