@@ -167,18 +167,19 @@ def main() -> None:
     args = ap.parse_args()
     from facerec.evaluation import metrics
 
-    os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
-    if args.runs and not Path(args.runs).is_dir():
+    runs = Path(args.runs).resolve() if args.runs else None  # from where the user stands, before the chdir
+    if runs is not None and not runs.is_dir():
         ap.error(f"--runs {args.runs}: no such folder")
-    found = sorted(int(d.name[4:]) for d in Path(args.runs).glob("seed*") if d.name[4:].isdigit()) if args.runs else []
+    os.chdir(ROOT)  # the runs record their lists relative to the repository, as `make` runs them
+    found = sorted(int(d.name[4:]) for d in runs.glob("seed*") if d.name[4:].isdigit()) if runs else []
     args.seeds = args.seeds or found or [42, 123, 456]
     if len(args.seeds) < 2:
         ap.error("--seeds: at least two different seeds, so that each seed's check uses a shift measured on the others")
     presets = args.preset or ["demo"]
     out = ROOT / (args.out or f"runs/threshold-shift-{'+'.join(Path(p).stem for p in presets)}")
     cfgs = [config_mod.load(presets, {"seed": seed}) for seed in args.seeds]  # a bad preset fails before any work
-    if args.runs:
-        link_runs(Path(args.runs), out, args.seeds)
+    if runs is not None:
+        link_runs(runs, out, args.seeds)
     else:
         train_all(out, presets, args.seeds, slots_for(args.jobs, args.devices, cfgs, len(args.seeds),
                                                       args.threads_per_job))
