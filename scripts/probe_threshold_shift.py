@@ -64,8 +64,9 @@ def train_command(run_dir: Path, presets: list[str], seed: int) -> list[str] | N
                 *(a for p in presets for a in ("--preset", p)), "--seed", str(seed), "--run-dir", str(run_dir)])]
 
 
-def train_all(out: Path, presets: list[str], seeds: list[int], slots) -> None:
-    """Each seed's run trained, one after another (slots None) or `slots` at a time, one process each."""
+def train_all(out: Path, presets: list[str], seeds: list[int], slots, preset_workers: int | None = None) -> None:
+    """Each seed's run trained, one after another (slots None) or `slots` at a time, one process each;
+    the slots' DataLoader workers apply unless the presets set their own (as for a phase's runs)."""
     from facerec.experiments.jobs import Job, Scheduler
 
     todo = {seed: cmd for seed in seeds if (cmd := train_command(out / f"seed{seed}" / "run", presets, seed))}
@@ -76,8 +77,8 @@ def train_all(out: Path, presets: list[str], seeds: list[int], slots) -> None:
         return
 
     def command(cmd: list[str]):
-        return lambda device, workers: [*cmd, "--device", device,
-                                        *(["--workers", str(workers)] if workers is not None else [])]
+        return lambda device, workers: [*cmd, "--device", device, *(
+            ["--workers", str(workers)] if workers is not None and preset_workers is None else [])]
 
     if slots.how:
         print(slots.how)
@@ -182,7 +183,7 @@ def main() -> None:
         link_runs(runs, out, args.seeds)
     else:
         train_all(out, presets, args.seeds, slots_for(args.jobs, args.devices, cfgs, len(args.seeds),
-                                                      args.threads_per_job))
+                                                      args.threads_per_job), cfgs[0].workers)
 
     lines = [f"- preset {'+'.join(presets)}, trained on View 1 (peopleDevTrain) with seeds "
              f"{', '.join(map(str, args.seeds))}; seen: pairsDevTrain, unseen: pairsDevTest; each run's last.pt "
@@ -203,8 +204,9 @@ def main() -> None:
             rows.append(f"| {seed} | {r['t_seen']:.4f} | {r['t_unseen']:.4f} | {r['shift']:.4f} | {a0:.2f} | "
                         f"{others:.4f} | {a1:.2f} | {r['best']:.2f} |")
         shifts = [r["shift"] for r in m.values()]
-        view2_args = f"--backend {backend}{crops} --threshold-shift {statistics.mean(shifts):.4f}"
-        record["shift"][backend] = round(statistics.mean(shifts), 4)
+        shift = round(statistics.mean(shifts), 4)
+        view2_args = f"--backend {backend}{crops} --threshold-shift {shift:.4f}"
+        record["shift"][backend] = shift
         record["per_seed"][backend] = {str(seed): r["shift"] for seed, r in m.items()}
 
         def ms(xs: list[float], digits: int = 2) -> str:
