@@ -67,7 +67,7 @@ def train_command(run_dir: Path, presets: list[str], seed: int) -> list[str] | N
 def train_all(out: Path, presets: list[str], seeds: list[int], slots, preset_workers: int | None = None) -> None:
     """Each seed's run trained, one after another (slots None) or `slots` at a time, one process each;
     the slots' DataLoader workers apply unless the presets set their own (as for a phase's runs)."""
-    from facerec.experiments.jobs import Job, Scheduler
+    from facerec.experiments.jobs import Job, Scheduler, train_slot_flags
 
     todo = {seed: cmd for seed in seeds if (cmd := train_command(out / f"seed{seed}" / "run", presets, seed))}
     if slots is None:
@@ -77,8 +77,7 @@ def train_all(out: Path, presets: list[str], seeds: list[int], slots, preset_wor
         return
 
     def command(cmd: list[str]):
-        return lambda device, workers: [*cmd, "--device", device, *(
-            ["--workers", str(workers)] if workers is not None and preset_workers is None else [])]
+        return lambda device, workers: cmd + train_slot_flags(device, workers, preset_workers)
 
     if slots.how:
         print(slots.how)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from facerec.errors import FacerecError
-from facerec.experiments.jobs import Job, Scheduler, Slots, parse_devices, spread
+from facerec.experiments.jobs import Job, Scheduler, Slots, parse_devices, spread, train_slot_flags
 from facerec.experiments.probe import fit_count, slots_for
 
 # A stand-in job: records its start/end time, device and threads, sleeps, exits with a code.
@@ -262,3 +262,13 @@ def test_probe_runs_real_steps_and_reports_no_peak_on_the_cpu(orl_dir, tmp_path,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"free_mb": None, "total_mb": None, "peak_mb": [None]}
+
+
+def test_train_slot_flags_give_the_slot_unless_the_recipe_sets_workers():
+    # the phase runner's and the threshold probe's rule: the slot's device always, its DataLoader
+    # workers only where the recipe leaves them unset; "config" keeps the run's own device
+    assert train_slot_flags("cpu", 1, None) == ["--device", "cpu", "--workers", "1"]
+    assert train_slot_flags("cuda:0", 2, 4) == ["--device", "cuda:0"]
+    assert train_slot_flags("cpu", None, None) == ["--device", "cpu"]
+    assert train_slot_flags("config", 3, None) == ["--workers", "3"]
+    assert train_slot_flags("config", None, None) == []

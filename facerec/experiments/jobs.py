@@ -151,6 +151,15 @@ def job_device(device: str) -> str:
     return "cuda:0" if device.startswith("cuda:") else device
 
 
+def train_slot_flags(device: str, workers: int | None, own_workers: int | None) -> list[str]:
+    """The `facerec train` flags that put a run on its slot: the slot's device ("config": the one the
+    run's config names) and the slot's DataLoader workers, unless the recipe sets its own (it wins)."""
+    flags = [] if device == "config" else ["--device", device]
+    if workers is not None and own_workers is None:
+        flags += ["--workers", str(workers)]
+    return flags
+
+
 def ran_out_of_memory(log_path: Path) -> bool:
     try:
         with open(log_path, "rb") as fh:

@@ -12,7 +12,7 @@ from pathlib import Path
 from facerec import config as config_mod
 from facerec.errors import FacerecError
 from facerec.experiments.index import Index, row_from_run
-from facerec.experiments.jobs import Job, Scheduler, Slots, cpu_cores
+from facerec.experiments.jobs import Job, Scheduler, Slots, cpu_cores, train_slot_flags
 from facerec.experiments.plan import Run
 from facerec.util.fileio import write_text
 from facerec.util.rundir import is_finished, status
@@ -111,15 +111,7 @@ def _preparer(run: Run, force: bool):
 
 
 def _job_command(run: Run):
-    def build(device: str, workers: int | None) -> list[str]:
-        cmd = command(run)
-        if device != "config":
-            cmd += ["--device", device]
-        if workers is not None and run.cfg.workers is None:
-            cmd += ["--workers", str(workers)]
-        return cmd
-
-    return build
+    return lambda device, workers: command(run) + train_slot_flags(device, workers, run.cfg.workers)
 
 
 def _mtime(path: Path) -> str:
