@@ -12,10 +12,17 @@ For probe i of person y in a batch (embeddings L2-normalised, the prototype side
               queue's prototypes of earlier batches (those of person y left out)
   loss_i = cross-entropy of s * [f(cos(e_i, p_i)), cos(e_i, n_c)...] with the positive as the
            target, f ArcFace's margin: cos(theta + m)
-The paper's gallery network is a moving average of the probe network; here the gallery is the same
-network with its gradient stopped, which costs no second forward pass. After each step the batch's
-prototypes (the normalised sum of each person's images) enter the first-in first-out queue.
-Under several processes each keeps its own queue. Needs K >= 2 images per identity in a batch.
+The paper's gallery network is a moving average of the probe network (momentum 0.999 in its
+code), which keeps the queued prototypes consistent. Here the gallery is the probe network itself
+with its gradient stopped: no second network and no second forward pass, MoCo's momentum 0. That
+setting fails MoCo's instance discrimination, and used alone here, over everyone, it trails
+ArcFace; beside ArcFace on people with two or more images it lowers LFW View 1's EER
+(docs/results.md). Other departures from the official code: the queue keeps each prototype's
+person and leaves a probe's own person out (the paper's sampler keeps queued people out of the
+next batch instead); prototypes are the normalised sum of a person's images rather than one
+gallery view, so any K >= 2 works; the defaults are s=32, m=0.3 and 4,096 slots (the paper's:
+s=30 and 16,384). After each training step the batch's prototypes enter the first-in first-out
+queue. Under several processes each keeps its own queue. Needs K >= 2 images per identity in a batch.
 """
 
 from __future__ import annotations
@@ -77,10 +84,11 @@ class SemiSiamese(FaceLoss):
     @torch.no_grad()
     def _enqueue(self, prototypes: torch.Tensor, people: torch.Tensor) -> None:
         prototypes, people = prototypes[-self.queue_size:], people[-self.queue_size:]
-        at = (int(self.queue_next) + torch.arange(len(people), device=people.device)) % self.queue_size
+        # on the queue's device: no host round trip per step
+        at = (self.queue_next + torch.arange(len(people), device=people.device)) % self.queue_size
         self.queue[at] = prototypes.to(self.queue.dtype)
         self.queue_labels[at] = people
-        self.queue_next.fill_((int(self.queue_next) + len(people)) % self.queue_size)
+        self.queue_next.copy_((self.queue_next + len(people)) % self.queue_size)
 
 
 @register_loss(aliases=("sst",))

@@ -90,6 +90,31 @@ def test_queue_fills_first_in_first_out_and_leaves_out_the_own_person():
     assert torch.equal(loss.queue, before)
 
 
+def test_empty_slots_are_left_out():
+    # An empty slot (label -1) holding a vector along probe 0 would add a large logit to its row.
+    loss = make(queue_size=2)
+    with torch.no_grad():
+        loss.queue[1] = torch.tensor([1.0, 0.0, 0.0])
+    assert loss.queue_labels.tolist() == [-1, -1]
+    assert run(loss).item() == pytest.approx(by_hand(EMB, LABELS), rel=1e-5)
+    assert by_hand(EMB, LABELS, queue=[[1.0, 0.0, 0.0]], queue_labels=[9]) > by_hand(EMB, LABELS) + 0.5
+
+
+def test_more_people_than_slots_keeps_the_last_ones():
+    loss = make(queue_size=2)
+    run(loss)  # people 2, 5, 7 (sorted): only 5 and 7 fit, 5 first
+    assert loss.queue_labels.tolist() == [5, 7] and loss.queue_next.item() == 0
+
+
+def test_backward_through_a_filled_queue():
+    # the step refills the queue inside forward; backward needs the queue it read
+    loss = make(queue_size=4)
+    run(loss)
+    x = torch.tensor(EMB, dtype=torch.float32, requires_grad=True)
+    loss(x, torch.tensor(LABELS)).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
 def test_gradient_flows_through_the_probe_only():
     # d loss / d e_i by finite differences of the hand formula, with the prototypes held fixed
     loss = make(queue_size=0)
