@@ -27,19 +27,22 @@ EMB = np.array([[3.0, 0.0, 0.0], [0.8, 0.6, 0.0],    # person 7
 LABELS = np.array([7, 7, 2, 2, 5, 5])
 
 
-def by_hand(emb, labels, *, s=32.0, m=0.3, queue=(), queue_labels=()):
+def by_hand(emb, labels, *, s=32.0, m=0.3, queue=(), queue_labels=(), probes=None):
+    """The mean loss; `probes` (default: the batch itself) replaces the probe side only, the
+    prototypes still coming from `emb` (the gradient-stopped side)."""
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    probes = unit if probes is None else probes / np.linalg.norm(probes, axis=1, keepdims=True)
     out = []
     for i, y in enumerate(labels):
         others = [unit[j] for j in range(len(labels)) if labels[j] == y and j != i]
         pos = np.sum(others, axis=0)
-        cos_pos = unit[i] @ (pos / np.linalg.norm(pos))
+        cos_pos = probes[i] @ (pos / np.linalg.norm(pos))
         row = [s * math.cos(math.acos(cos_pos) + m)]  # theta + m < pi here: no continuation
         for c in dict.fromkeys(labels):  # each other person of the batch: the sum of its images
             if c != y:
                 proto = unit[labels == c].sum(0)
-                row.append(s * unit[i] @ proto / np.linalg.norm(proto))
-        row += [s * unit[i] @ q for q, ql in zip(queue, queue_labels) if ql != y]
+                row.append(s * probes[i] @ proto / np.linalg.norm(proto))
+        row += [s * probes[i] @ q for q, ql in zip(queue, queue_labels) if ql != y]
         out.append(np.logaddexp.reduce(row) - row[0])
     return float(np.mean(out))
 
@@ -120,25 +123,11 @@ def test_gradient_flows_through_the_probe_only():
     loss = make(queue_size=0)
     x = torch.tensor(EMB, dtype=torch.float64, requires_grad=True)
     loss(x.float(), torch.tensor(LABELS)).backward()
-    unit = EMB / np.linalg.norm(EMB, axis=1, keepdims=True)
 
-    def probe_only(i, e_i):
-        emb = unit.copy()
-        row_labels = LABELS
-        # the prototypes come from the unperturbed batch: only probe i's own row changes
-        total = 0.0
-        for j in range(len(LABELS)):
-            probe = e_i / np.linalg.norm(e_i) if j == i else unit[j]
-            y = row_labels[j]
-            pos = sum(emb[k] for k in range(len(LABELS)) if row_labels[k] == y and k != j)
-            cos_pos = probe @ (pos / np.linalg.norm(pos))
-            row = [32.0 * math.cos(math.acos(cos_pos) + 0.3)]
-            for c in dict.fromkeys(row_labels):
-                if c != y:
-                    proto = emb[row_labels == c].sum(0)
-                    row.append(32.0 * probe @ proto / np.linalg.norm(proto))
-            total += np.logaddexp.reduce(row) - row[0]
-        return total / len(LABELS)
+    def probe_only(i, e_i):  # only probe i moves; the prototypes come from the unperturbed batch
+        probes = EMB.copy()
+        probes[i] = e_i
+        return by_hand(EMB, LABELS, probes=probes)
 
     eps = 1e-6
     for i in (0, 3):
