@@ -28,9 +28,10 @@ def _argv(out, data_root) -> list[str]:
                            "max_classes=64", "cache=off") for x in ("--set", kv)]]
 
 
-def _record_jobs(monkeypatch) -> list:
-    """The scheduler replaced by one that records each fold job's command and reports it failed (exit 1)
-    without running it; the list of commands it fills."""
+def _record_jobs(monkeypatch, slot_workers: int | None = None) -> list:
+    """The scheduler replaced by one that records each fold job's command on a cpu slot with
+    `slot_workers` DataLoader workers and reports it failed (exit 1) without running it; the list of
+    commands it fills."""
     import facerec.experiments.jobs
 
     commands = []
@@ -41,7 +42,7 @@ def _record_jobs(monkeypatch) -> list:
 
         def run(self, jobs):
             for job in jobs:
-                commands.append(job.command("cpu", None))
+                commands.append(job.command("cpu", slot_workers))
                 self.on_done(job, facerec.experiments.jobs.Outcome(job.key, 1))
 
     monkeypatch.setattr(facerec.experiments.jobs, "Scheduler", Recorder)
@@ -223,6 +224,26 @@ def test_backend_is_fit_per_fold_on_training_people_only_and_switching_rescores_
     cmd = commands[0]
     assert cmd[cmd.index("--backend") + 1] == "plda" and "--no-summary" in cmd and cmd[cmd.index("--folds") + 1] == "3"
     assert ckpt.stat().st_mtime_ns == ckpt_stamp and len(embedded) == 1
+
+
+def test_fold_jobs_get_their_slots_workers_unless_the_recipe_sets_its_own(view2_fold3, data_root_lfw, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("FACEREC_LISTS", str(view2_fold3[0]))
+    argv = _argv(tmp_path / "v2", data_root_lfw)
+    i = argv.index("workers=0")
+    no_workers = argv[:i - 1] + argv[i + 1:]  # the recipe leaves workers to the slot
+    jobs = ["--jobs", "1", "--devices", "cpu"]
+
+    def workers_set(cmd: list[str]) -> list[str]:
+        return [cmd[j + 1] for j, a in enumerate(cmd) if a == "--set" and cmd[j + 1].startswith("workers=")]
+
+    commands = _record_jobs(monkeypatch, slot_workers=2)
+    assert main(no_workers + jobs) == 1 and workers_set(commands[-1]) == ["workers=2"]
+    assert main(argv + jobs) == 1 and workers_set(commands[-1]) == ["workers=0"]  # the user's --set wins
+    preset = tmp_path / "own_workers.yaml"  # so does a preset's own key, as for a phase's runs
+    preset.write_text("workers: 3\n")
+    assert main(no_workers + ["--preset", "demo", "--preset", str(preset)] + jobs) == 1
+    assert workers_set(commands[-1]) == [] and commands[-1].count(str(preset)) == 1
 
 
 def test_tta_is_a_scoring_choice_that_rescores_without_training(view2_fold3, data_root_lfw, tmp_path, monkeypatch):

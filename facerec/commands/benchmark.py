@@ -68,7 +68,7 @@ def run(args) -> int:
     try:
         slots = slots_for(args.jobs, args.devices, list(fold_cfgs.values()), len(folds), args.threads_per_job)
         if slots is not None:
-            failed = _run_jobs(args, folds, out, slots, tta, crops)
+            failed = _run_jobs(args, folds, out, slots, tta, crops, cfg.workers)
             if failed:
                 print(f"{len(failed)} fold(s) failed: {', '.join(map(str, failed))}; see their log.txt")
                 return 1
@@ -90,13 +90,13 @@ def run(args) -> int:
     return 0
 
 
-def _run_jobs(args, folds: list[int], out, slots, tta: bool, crops: int) -> list[int]:
-    """Each unfinished fold in a process of its own (`--no-summary`), `slots` at a time; the folds
-    that failed."""
+def _run_jobs(args, folds: list[int], out, slots, tta: bool, crops: int, own_workers: int | None) -> list[int]:
+    """Each unfinished fold in a process of its own (`--no-summary`), `slots` at a time, with its slot's
+    DataLoader workers unless the recipe sets its own (`own_workers`); the folds that failed."""
     import sys
 
     from facerec.experiments.benchmark_lfw import fold_done
-    from facerec.experiments.jobs import Job, Scheduler
+    from facerec.experiments.jobs import Job, Scheduler, slot_workers
 
     base = [sys.executable, "-m", "facerec", "benchmark", "lfw", "--out", str(out), "--no-summary", "--no-progress",
             "--backend", args.backend, "--tta" if tta else "--no-tta", "--test-crops", str(crops),
@@ -104,12 +104,12 @@ def _run_jobs(args, folds: list[int], out, slots, tta: bool, crops: int) -> list
     base += [a for p in args.preset for a in ("--preset", p)] + [a for kv in args.set for a in ("--set", kv)]
     if args.data_root:
         base += ["--data-root", args.data_root]
-    user_workers = any(kv.split("=", 1)[0].strip() == "workers" for kv in args.set)
 
     def command(k: int):
         def build(device: str, workers: int | None) -> list[str]:
             cmd = [*base, "--folds", str(k), "--set", f"device={device}"]
-            return cmd + (["--set", f"workers={workers}"] if workers is not None and not user_workers else [])
+            workers = slot_workers(workers, own_workers)
+            return cmd + (["--set", f"workers={workers}"] if workers is not None else [])
 
         return build
 

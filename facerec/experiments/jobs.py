@@ -151,13 +151,18 @@ def job_device(device: str) -> str:
     return "cuda:0" if device.startswith("cuda:") else device
 
 
+def slot_workers(workers: int | None, own_workers: int | None) -> int | None:
+    """The DataLoader workers a job is told to use: its slot's, unless the recipe (presets and overrides
+    resolved) sets its own, which wins; None: leave the recipe's setting alone."""
+    return workers if own_workers is None else None
+
+
 def train_slot_flags(device: str, workers: int | None, own_workers: int | None) -> list[str]:
     """The `facerec train` flags that put a run on its slot: the slot's device ("config": the one the
-    run's config names) and the slot's DataLoader workers, unless the recipe sets its own (it wins)."""
+    run's config names) and the slot's DataLoader workers (`slot_workers`)."""
     flags = [] if device == "config" else ["--device", device]
-    if workers is not None and own_workers is None:
-        flags += ["--workers", str(workers)]
-    return flags
+    workers = slot_workers(workers, own_workers)
+    return flags + (["--workers", str(workers)] if workers is not None else [])
 
 
 def ran_out_of_memory(log_path: Path) -> bool:
