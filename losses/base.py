@@ -29,6 +29,11 @@ class FaceLoss(nn.Module):
         self.config: dict = {}  # what create() was given, defaults filled in (see losses.describe)
         self.stats: dict[str, float] = {}
 
+    def start_new_run(self) -> None:
+        """Forget what belongs to the run that trained this loss rather than to what it learnt; called
+        when `--initial-model` restores the loss into a new run, whose list may number its people
+        differently. Most losses hold nothing of the kind."""
+
     def record(self, **values: torch.Tensor) -> None:
         """Set `stats` from 0-d tensors with a single device sync for all of them."""
         floats = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()

@@ -83,6 +83,15 @@ class SemiSiamese(FaceLoss):
         return loss
 
     @torch.no_grad()
+    def start_new_run(self) -> None:
+        """Empty the queue: its labels are the old run's class indices, which on another list name
+        other people (a person's own prototypes would then count as negatives). It refills in
+        queue_size / P steps."""
+        self.queue.zero_()
+        self.queue_labels.fill_(-1)
+        self.queue_next.zero_()
+
+    @torch.no_grad()
     def _enqueue(self, prototypes: torch.Tensor, people: torch.Tensor) -> None:
         prototypes, people = prototypes[-self.queue_size:], people[-self.queue_size:]
         # on the queue's device: no host round trip per step

@@ -169,3 +169,35 @@ def test_trains_on_orl_alone_and_beside_arcface(orl):
         history = train_on_orl(x, y, loss, name)
         assert np.mean(history[-5:]) < np.mean(history[:5]), f"{name}: {history[:5]} -> {history[-5:]}"
         assert "acc" in loss.stats
+
+
+def test_initial_model_restores_the_classifier_and_empties_the_queue(tmp_path):
+    """--initial-model starts a new run: ArcFace's class centres come back, while the queue, labelled
+    with the old run's class indices, starts as a fresh loss's (--resume keeps it: above)."""
+    from types import SimpleNamespace
+
+    from facerec import checkpoint
+    from facerec.trainer import saving
+
+    def combo():
+        return losses.create("arcface+semi_siamese", embedding_dim=3, num_classes=8, **{"semi_siamese.queue_size": 4})
+
+    old = combo()
+    run(old)
+    net = torch.nn.Linear(3, 3)
+    path = tmp_path / "old.pt"
+    torch.save({"format": checkpoint.FORMAT, "model": {"state_dict": net.state_dict()},
+                "loss": {"state_dict": old.state_dict()}}, path)
+    new, fresh, said = combo(), combo().state_dict(), []
+    t = SimpleNamespace(cfg=SimpleNamespace(resume=None, initial_model=str(path), finetune_from=None),
+                        model=torch.nn.Linear(3, 3), loss=new, log=said.append)
+    saving.load_weights(t)
+    restored, trained = new.state_dict(), old.state_dict()
+    queue_keys = [k for k in trained if "queue" in k]
+    weight_keys = [k for k in trained if k.endswith("weight")]
+    assert len(queue_keys) == 3 and len(weight_keys) == 1
+    assert torch.equal(restored[weight_keys[0]], trained[weight_keys[0]])
+    assert sorted(trained[next(k for k in queue_keys if k.endswith("queue_labels"))].tolist()) == [-1, 2, 5, 7]
+    for k in queue_keys:
+        assert torch.equal(restored[k], fresh[k]), k
+    assert torch.equal(t.model.weight, net.weight) and "classifier not restored" not in " ".join(said)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from facerec import checkpoint
 from facerec.errors import DataError, FacerecError, WriteError
+from facerec.losses.base import FaceLoss
 from facerec.trainer import state
 from facerec.trainer.prepare import model_kwargs
 from facerec.trainer.state import RESUME_ONLY, TRAINED, set_rng_state
@@ -32,6 +33,9 @@ def load_weights(t) -> None:
                 checkpoint.load_model_weights(t.loss, loss_state, src)
             except FacerecError as exc:
                 t.log(f"classifier not restored, it starts fresh: {exc}")
+            for part in t.loss.modules():  # a combination's parts too
+                if isinstance(part, FaceLoss):
+                    part.start_new_run()
         t.log(f"loaded weights from {src}" + (" (new classifier for the new identities)" if cfg.finetune_from else ""))
 
 def resume(t) -> None:
