@@ -50,9 +50,10 @@ class SemiSiamese(FaceLoss):
         self.margin_fn = AngularMargin(margin)
         self.scale, self.margin, self.queue_size = float(scale), float(margin), int(queue_size)
         # Buffers, so a resumed run continues with the queue it had.
-        self.register_buffer("queue", torch.zeros(queue_size, embedding_dim))
-        self.register_buffer("queue_labels", torch.full((queue_size,), -1, dtype=torch.long))
-        self.register_buffer("queue_next", torch.zeros((), dtype=torch.long))
+        self.register_buffer("queue", torch.empty(queue_size, embedding_dim))
+        self.register_buffer("queue_labels", torch.empty(queue_size, dtype=torch.long))
+        self.register_buffer("queue_next", torch.empty((), dtype=torch.long))
+        self.start_new_run()
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         with torch.autocast(embeddings.device.type, enabled=False):
@@ -84,9 +85,9 @@ class SemiSiamese(FaceLoss):
 
     @torch.no_grad()
     def start_new_run(self) -> None:
-        """Empty the queue: its labels are the old run's class indices, which on another list name
-        other people (a person's own prototypes would then count as negatives). It refills in
-        queue_size / P steps."""
+        """Empty the queue, as a new loss has it: after `--initial-model` its labels would be the old
+        run's class indices, which on another list name other people (a person's own prototypes
+        would then count as negatives). It refills in queue_size / P steps."""
         self.queue.zero_()
         self.queue_labels.fill_(-1)
         self.queue_next.zero_()
